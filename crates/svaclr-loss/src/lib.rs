@@ -1,0 +1,1 @@
+//! svaclr-loss: InfoNCE and SoftInfoNCE over co-augmented audio-visual views.

@@ -1,0 +1,191 @@
+//! Backend selection: the one place that turns a `--device` string into a Burn [`Device`].
+//!
+//! Accepted spellings: `flex` (default, pure-Rust CPU), `cuda` / `cuda:N` (cargo feature `cuda`), `tch-cpu`
+//! (cargo feature `tch`, LibTorch on the CPU) and `tch-cuda` / `tch-cuda:N` (feature `tch`). Asking for a backend
+//! that was not compiled in is an error that names the feature to enable.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::prelude::Device;
+
+/// A parsed `--device` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// burn-flex: pure Rust, CPU, always compiled.
+    Flex,
+    /// CubeCL CUDA device with the given index (feature `cuda`).
+    Cuda(usize),
+    /// LibTorch on the CPU (feature `tch`).
+    TchCpu,
+    /// LibTorch CUDA device with the given index (feature `tch`).
+    TchCuda(usize),
+}
+
+/// Why a `--device` value could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeviceError {
+    #[error("unknown device '{0}': expected flex, cuda[:N], tch-cpu or tch-cuda[:N]")]
+    Unknown(String),
+    #[error("device '{device}' needs the '{feature}' cargo feature, which this build does not have (rebuild with `--features {feature}`)")]
+    NotCompiled { device: String, feature: &'static str },
+}
+
+impl FromStr for DeviceSpec {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (name, index) = match s.split_once(':') {
+            Some((name, idx)) => {
+                let idx = idx.parse::<usize>().map_err(|_| DeviceError::Unknown(s.to_string()))?;
+                (name, Some(idx))
+            }
+            None => (s, None),
+        };
+        match (name, index) {
+            ("flex", None) => Ok(Self::Flex),
+            ("cuda", i) => Ok(Self::Cuda(i.unwrap_or(0))),
+            ("tch-cpu", None) => Ok(Self::TchCpu),
+            ("tch-cuda", i) => Ok(Self::TchCuda(i.unwrap_or(0))),
+            _ => Err(DeviceError::Unknown(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flex => write!(f, "flex"),
+            Self::Cuda(i) => write!(f, "cuda:{i}"),
+            Self::TchCpu => write!(f, "tch-cpu"),
+            Self::TchCuda(i) => write!(f, "tch-cuda:{i}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// The cargo feature this backend needs, if any.
+    pub fn feature(&self) -> Option<&'static str> {
+        match self {
+            Self::Flex => None,
+            Self::Cuda(_) => Some("cuda"),
+            Self::TchCpu | Self::TchCuda(_) => Some("tch"),
+        }
+    }
+
+    /// Whether this build can construct the device.
+    pub fn is_compiled(&self) -> bool {
+        match self.feature() {
+            None => true,
+            Some(f) => compiled_features().contains(&f),
+        }
+    }
+
+    /// The Burn device (without autodiff; call `.autodiff()` for training).
+    #[allow(deprecated, unreachable_code)] // LibTorch constructors are deprecated upstream but still supported.
+    pub fn device(&self) -> Result<Device, DeviceError> {
+        let not_compiled = |feature| DeviceError::NotCompiled { device: self.to_string(), feature };
+        match *self {
+            Self::Flex => Ok(Device::flex()),
+            Self::Cuda(_i) => {
+                #[cfg(feature = "cuda")]
+                return Ok(Device::cuda(_i));
+                Err(not_compiled("cuda"))
+            }
+            Self::TchCpu => {
+                #[cfg(feature = "tch")]
+                return Ok(Device::libtorch());
+                Err(not_compiled("tch"))
+            }
+            Self::TchCuda(_i) => {
+                #[cfg(feature = "tch")]
+                return Ok(Device::libtorch_cuda(_i));
+                Err(not_compiled("tch"))
+            }
+        }
+    }
+}
+
+/// Parse and construct in one step: `parse_device("tch-cpu")`.
+pub fn parse_device(s: &str) -> Result<(DeviceSpec, Device), DeviceError> {
+    let spec: DeviceSpec = s.parse()?;
+    let device = spec.device()?;
+    Ok((spec, device))
+}
+
+/// The optional backend features this build was compiled with.
+pub fn compiled_features() -> &'static [&'static str] {
+    &[
+        #[cfg(feature = "cuda")]
+        "cuda",
+        #[cfg(feature = "tch")]
+        "tch",
+    ]
+}
+
+/// Backends this build can run, as `--device` spellings.
+pub fn compiled_backends() -> Vec<&'static str> {
+    let mut v = vec!["flex"];
+    if cfg!(feature = "cuda") {
+        v.push("cuda[:N]");
+    }
+    if cfg!(feature = "tch") {
+        v.extend(["tch-cpu", "tch-cuda[:N]"]);
+    }
+    v
+}
+
+/// Devices this build can see: always the flex CPU device, plus CUDA devices when compiled in.
+pub fn visible_devices() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut v = vec!["flex (CPU)".to_string()];
+    #[cfg(feature = "cuda")]
+    {
+        use burn::tensor::DeviceType;
+        let n = Device::enumerate(DeviceType::Cuda).into_vec().len();
+        for i in 0..n {
+            v.push(format!("cuda:{i}"));
+        }
+    }
+    #[cfg(feature = "tch")]
+    v.push("tch-cpu (LibTorch)".to_string());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_spelling() {
+        assert_eq!("flex".parse(), Ok(DeviceSpec::Flex));
+        assert_eq!("cuda".parse(), Ok(DeviceSpec::Cuda(0)));
+        assert_eq!("cuda:3".parse(), Ok(DeviceSpec::Cuda(3)));
+        assert_eq!("tch-cpu".parse(), Ok(DeviceSpec::TchCpu));
+        assert_eq!("tch-cuda:1".parse(), Ok(DeviceSpec::TchCuda(1)));
+        assert!(matches!("gpu".parse::<DeviceSpec>(), Err(DeviceError::Unknown(_))));
+        assert!(matches!("cuda:x".parse::<DeviceSpec>(), Err(DeviceError::Unknown(_))));
+        assert!(matches!("flex:1".parse::<DeviceSpec>(), Err(DeviceError::Unknown(_))));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in ["flex", "cuda:2", "tch-cpu", "tch-cuda:0"] {
+            assert_eq!(s.parse::<DeviceSpec>().map(|d| d.to_string()).as_deref(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn missing_backend_names_its_feature() {
+        if !cfg!(feature = "tch") {
+            let err = parse_device("tch-cpu").err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("--features tch"), "{err}");
+        }
+        if !cfg!(feature = "cuda") {
+            let err = parse_device("cuda:0").err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("'cuda'"), "{err}");
+        }
+        assert!(parse_device("flex").is_ok());
+    }
+}
