@@ -1,9 +1,22 @@
 //! svaclr-train: SvaCLR pre-training on any Burn backend.
 //!
 //! It joins the bottom layer (svaclr-data's clips, svaclr-models' encoders, svaclr-loss' InfoNCE/SoftInfoNCE) into a
-//! custom training loop with the paper's optimiser and schedule, checkpoints and resume, a metrics log, and the one
+//! custom training loop with the paper's optimiser and schedule ([`schedule`]), gradient caching for large effective
+//! batches, atomic checkpoints and exact resume ([`checkpoint`]), a JSON Lines metrics log and a plot, and the one
 //! place that turns a `--device` string into a Burn device ([`device`]).
 
+pub mod checkpoint;
+pub mod config;
 pub mod device;
+pub mod error;
+pub mod metrics;
+pub mod plot;
+pub mod progress;
+pub mod schedule;
+pub mod trainer;
 
+pub use checkpoint::load_pretrained;
+pub use config::{OptimConfig, PretrainConfig, RunConfig, ScheduleConfig};
 pub use device::{DeviceError, DeviceSpec, parse_device};
+pub use error::TrainError;
+pub use trainer::{PretrainOptions, PretrainSummary, pretrain, read_metrics};

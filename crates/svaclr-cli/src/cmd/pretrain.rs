@@ -1,0 +1,56 @@
+//! `svaclr pretrain --config FILE --out RUN_DIR [--device D] [--resume]`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use svaclr_train::{PretrainConfig, PretrainOptions, parse_device, pretrain};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pre-training config (JSON), e.g. configs/pretrain/synth_speed14_soft.json.
+    #[arg(long)]
+    config: PathBuf,
+    /// Run directory: resolved config, metrics.jsonl, checkpoints/, summary.json, metrics.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N].
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Dataset manifest to train on, replacing the config's `manifest`.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Continue from the newest checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many optimiser steps (overrides the config's run.max_steps).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = PretrainConfig::load(&args.config, args.manifest.as_deref())?;
+    if args.max_steps.is_some() {
+        cfg.run.max_steps = args.max_steps;
+    }
+    let (spec, device) = parse_device(&args.device)?;
+    let opts = PretrainOptions { resume: args.resume, progress: !args.quiet && std::io::stderr().is_terminal() };
+    let s = pretrain(&cfg, &args.out, &device, &spec.to_string(), &opts)
+        .with_context(|| format!("pre-training {}", args.out.display()))?;
+    println!(
+        "pre-trained {} steps ({} epochs) on {} in {:.1} s: loss {} -> {}, positive top-1 {}, {:.1} clips/s; run in {}",
+        s.steps,
+        s.epochs,
+        s.device,
+        s.wall_s,
+        s.first_loss.map_or("-".into(), |v| format!("{v:.4}")),
+        s.final_loss.map_or("-".into(), |v| format!("{v:.4}")),
+        s.final_top1_acc.map_or("-".into(), |v| format!("{v:.3}")),
+        s.clips_per_s,
+        args.out.display()
+    );
+    Ok(())
+}

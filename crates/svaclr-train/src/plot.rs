@@ -1,0 +1,99 @@
+//! `metrics.png`: the loss and learning-rate curves, and the mean lambda per (audio view, video view) per epoch.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::TrainError;
+use crate::metrics::StepRecord;
+
+fn perr(path: &Path) -> impl Fn(String) -> TrainError + '_ {
+    move |message| TrainError::Other(format!("{}: cannot draw plot: {message}", path.display()))
+}
+
+fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = vals.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    (lo - pad, hi + pad)
+}
+
+/// Draw the run's curves into `path` (PNG).
+pub fn plot_run(records: &[StepRecord], steps_per_epoch: usize, path: &Path) -> Result<(), TrainError> {
+    let e = perr(path);
+    let root = BitMapBackend::new(path, (1500, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+    let panels = root.split_evenly((1, 3));
+    let max_step = records.last().map_or(1, |r| r.step).max(1) as f64;
+
+    // Loss and top-1 accuracy of the positive.
+    let (lo, hi) = range(records.iter().map(|r| r.stats.loss));
+    let mut c = ChartBuilder::on(&panels[0])
+        .caption("loss (InfoNCE / SoftInfoNCE)", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..max_step, lo..hi)
+        .map_err(|x| e(x.to_string()))?;
+    c.configure_mesh().x_desc("step").draw().map_err(|x| e(x.to_string()))?;
+    c.draw_series(LineSeries::new(records.iter().map(|r| (r.step as f64, r.stats.loss)), &BLUE))
+        .map_err(|x| e(x.to_string()))?;
+
+    let (lo, hi) = range(records.iter().map(|r| r.lr));
+    let mut c = ChartBuilder::on(&panels[1])
+        .caption("learning rate", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..max_step, lo..hi)
+        .map_err(|x| e(x.to_string()))?;
+    c.configure_mesh().x_desc("step").draw().map_err(|x| e(x.to_string()))?;
+    c.draw_series(LineSeries::new(records.iter().map(|r| (r.step as f64, r.lr)), &RED))
+        .map_err(|x| e(x.to_string()))?;
+
+    // Lambda per epoch: mean over the epoch's steps of each (p, q) entry.
+    let epochs = records.last().map_or(0, |r| r.epoch + 1);
+    let mut per_epoch = vec![[[0f64; 2]; 2]; epochs];
+    let mut counts = vec![0usize; epochs];
+    for r in records {
+        if let Some(m) = r.stats.lambda_pq {
+            for p in 0..2 {
+                for q in 0..2 {
+                    per_epoch[r.epoch][p][q] += m[p][q];
+                }
+            }
+            counts[r.epoch] += 1;
+        }
+    }
+    let has_lambda = counts.iter().any(|&c| c > 0);
+    let mut c = ChartBuilder::on(&panels[2])
+        .caption(if has_lambda { "mean lambda per epoch (audio view, video view)" } else { "lambda: not used (InfoNCE)" }, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..(epochs.max(1) as f64), 0f64..2.2f64)
+        .map_err(|x| e(x.to_string()))?;
+    c.configure_mesh().x_desc("epoch").draw().map_err(|x| e(x.to_string()))?;
+    if has_lambda {
+        let colours = [BLUE, RED, GREEN, MAGENTA];
+        let names = ["(orig, orig)", "(orig, fast)", "(fast, orig)", "(fast, fast)"];
+        for (k, (p, q)) in [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
+            let pts: Vec<(f64, f64)> = (0..epochs)
+                .filter(|&ep| counts[ep] > 0)
+                .map(|ep| (ep as f64 + 0.5, per_epoch[ep][p][q] / counts[ep] as f64))
+                .collect();
+            let col = colours[k];
+            c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
+                .map_err(|x| e(x.to_string()))?
+                .label(names[k])
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], col));
+            c.draw_series(pts.into_iter().map(|pt| Circle::new(pt, 3, col.filled()))).map_err(|x| e(x.to_string()))?;
+        }
+        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+    }
+    let _ = steps_per_epoch;
+    root.present().map_err(|x| e(x.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+"""Writes configs/pretrain/*.json from one table of presets and rows, so the files stay consistent.
+
+    python3 scripts/make_configs.py
+
+The JSON files are what the programs read (every field written out, no hidden defaults); this script only saves
+typing. Rerun it after editing the tables below and commit both.
+"""
+import copy
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MEL_16K = dict(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=40, f_min=0.0, f_max=8000.0,
+               log_eps=1e-6)
+MEL_PAPER = dict(sample_rate=24000, n_fft=1024, win_length=480, hop_length=240, n_mels=40, f_min=0.0,
+                 f_max=12000.0, log_eps=1e-6)
+AUG_GDT = dict(crop_scale=[0.08, 1.0], crop_ratio=[0.75, 4.0 / 3.0], flip_prob=0.5, jitter_prob=0.8,
+               brightness=0.4, contrast=0.4, saturation=0.4, grayscale_prob=0.2, mean=[0.45] * 3, std=[0.225] * 3)
+AUG_SYNTH = dict(AUG_GDT, crop_scale=[0.4, 1.0])
+
+PRESETS = {
+    # The paper's settings (Sec. 3.1): R(2+1)D-18, 30 frames at 30 fps, 112 crops, batch 512, 100 epochs.
+    "paper": dict(
+        manifest="../../data/kinetics-sounds/pretrain.jsonl", split=None,
+        data=dict(frames=30, fps=30.0, short_side=128, crop=112, audio_seconds=1.0, mel=MEL_PAPER,
+                  tie_speeds=False, augment=AUG_GDT, workers=8),
+        model=dict(video_arch="r2plus1d_18", preset="full", proj_hidden=512, proj_dim=128, affinity_map="identity"),
+        optim=dict(momentum=0.9, weight_decay=1e-5, no_decay_on_norm_and_bias=True),
+        schedule=dict(lr_start=0.064, lr_peak=0.64, lr_end=0.1, warmup_epochs=10.0, epochs=100),
+        run=dict(batch_size=512, micro_batches=1, checkpoint_every=500, workers=8, max_steps=None)),
+    # SynthAV default preset on a 2-core CPU: tiny widths, 8 frames of 56 px, half a second of audio.
+    "synth": dict(
+        manifest="../../data/synthav/pretrain.jsonl", split=None,
+        data=dict(frames=8, fps=16.0, short_side=64, crop=56, audio_seconds=0.5, mel=MEL_16K,
+                  tie_speeds=False, augment=AUG_SYNTH, workers=2),
+        model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity"),
+        optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
+        schedule=dict(lr_start=0.02, lr_peak=0.2, lr_end=0.02, warmup_epochs=1.0, epochs=6),
+        run=dict(batch_size=64, micro_batches=1, checkpoint_every=50, workers=2, max_steps=None)),
+    # A minute-long smoke run on SynthAV's small preset (what the tests run).
+    "smoke": dict(
+        manifest="../../data/synthav-small/pretrain.jsonl", split=None,
+        data=dict(frames=8, fps=16.0, short_side=40, crop=32, audio_seconds=0.5, mel=MEL_16K,
+                  tie_speeds=False, augment=AUG_SYNTH, workers=2),
+        model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity"),
+        optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
+        schedule=dict(lr_start=0.05, lr_peak=0.1, lr_end=0.05, warmup_epochs=0.5, epochs=3),
+        run=dict(batch_size=32, micro_batches=1, checkpoint_every=2, workers=2, max_steps=None)),
+}
+
+LOSS = dict(temperature=0.07, lambda_temperature=0.1, lambda_mode="all", detach_lambda=True)
+
+# Table 1's rows: (name, speed set, loss)
+ROWS = [
+    ("nospeed", [1, 1], "info_nce"),
+    ("s12", [1, 2], "info_nce"),
+    ("s14", [1, 4], "info_nce"),
+    ("s16", [1, 6], "info_nce"),
+    ("s14_soft", [1, 4], "soft_info_nce"),
+]
+
+
+def main():
+    out_dir = os.path.join(ROOT, "configs", "pretrain")
+    os.makedirs(out_dir, exist_ok=True)
+    for preset, base in PRESETS.items():
+        for name, speeds, kind in ROWS:
+            cfg = copy.deepcopy(base)
+            cfg = {"seed": 0, **cfg}
+            cfg["data"] = {**cfg["data"], "speeds": speeds}
+            # keep the field order of DataConfig
+            d = cfg["data"]
+            cfg["data"] = {k: d[k] for k in ["frames", "fps", "short_side", "crop", "audio_seconds", "mel", "speeds",
+                                             "tie_speeds", "augment", "workers"]}
+            cfg["loss"] = {"kind": kind, **LOSS}
+            order = ["seed", "manifest", "split", "data", "model", "loss", "optim", "schedule", "run"]
+            cfg = {k: cfg[k] for k in order}
+            with open(os.path.join(out_dir, f"{preset}_{name}.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+                f.write("\n")
+    # The smoke config the training issue names.
+    with open(os.path.join(out_dir, "smoke_s14_soft.json")) as f:
+        smoke = json.load(f)
+    with open(os.path.join(out_dir, "smoke.json"), "w") as f:
+        json.dump(smoke, f, indent=2)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
