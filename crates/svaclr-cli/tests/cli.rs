@@ -100,3 +100,46 @@ fn pretrain_with_a_missing_config_is_a_one_line_error() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("/nonexistent/cfg.json"), "{err}");
 }
+
+#[test]
+fn reproduce_table1_smoke_end_to_end() {
+    // synth data -> pre-train (5 rows) -> linear probe + retrieval -> baseline -> table.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("results");
+    let run = || {
+        svaclr()
+            .args(["reproduce", "table1", "--preset", "smoke", "--configs"])
+            .arg(workspace().join("configs"))
+            .arg("--data-root")
+            .arg(tmp.path().join("data"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run reproduce")
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("table1.json")).expect("table1.json")).expect("json");
+    let rows = table["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 5);
+    let in_range = |v: &serde_json::Value| v.as_f64().is_some_and(|x| x.is_finite() && (0.0..=100.0).contains(&x));
+    for r in rows.iter().chain(std::iter::once(&table["baseline"])) {
+        for key in ["downstream_top1", "v2a_r1"] {
+            assert!(in_range(&r["ours"][key]["mean"]), "{key} of {}: {}", r["name"], r["ours"][key]);
+        }
+    }
+    for r in rows {
+        assert!(r["paper"]["downstream_top1"].as_f64().is_some());
+        assert!(r["delta_vs_row1"]["downstream_top1"].as_f64().is_some_and(f64::is_finite));
+    }
+    let md = std::fs::read_to_string(out.join("table1.md")).expect("table1.md");
+    assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 1 + 5 + 1, "header + 5 rows + baseline:\n{md}");
+    assert!(out.join("table1.png").exists());
+    // A rerun reuses every finished step.
+    let second = run();
+    assert!(second.status.success());
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert!(!log.contains("[run]   row"), "finished rows must not be recomputed:\n{log}");
+    assert!(log.contains("[reuse]"), "{log}");
+}

@@ -1,0 +1,147 @@
+//! `cargo xtask bench-models [--iters N] [--threads T] [--case ARCH:PRESET:SHAPE]...`: encoder speed, Burn vs PyTorch.
+//!
+//! Runs, case by case, the Rust bench (`cargo bench -p svaclr-models --bench models`, burn-flex, release-like `bench` profile,
+//! `RAYON_NUM_THREADS=T`) and `scripts/bench/models_torch.py` (PyTorch CPU, `torch.set_num_threads(T)`) on the same
+//! cases, then prints and writes `results/bench/models.{json,md}`: median ms of a forward pass (eval) and of a
+//! forward+backward pass (train mode), both sides, and Burn/PyTorch ratios. Parameter counts of both sides must
+//! agree (they are the same networks), or the task fails.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::{parity, util};
+
+const DEFAULT_CASES: [&str; 4] = [
+    "r2plus1d_18:tiny:2,3,8,64,64",
+    "r2plus1d_18:full:2,3,8,64,64",
+    "audio_resnet9:tiny:8,1,40,100",
+    "audio_resnet9:full:8,1,40,100",
+];
+const DEFAULT_ITERS: usize = 5;
+const DEFAULT_THREADS: usize = 2;
+const TORCH_SCRIPT: &str = "scripts/bench/models_torch.py";
+
+pub fn run(args: &[String]) -> Result<()> {
+    let mut iters = DEFAULT_ITERS;
+    let mut threads = DEFAULT_THREADS;
+    let mut cases: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().with_context(|| format!("bench-models: {name} needs a value"));
+        match a.as_str() {
+            "--iters" => iters = value("--iters")?.parse().context("bench-models: --iters takes a number")?,
+            "--threads" => threads = value("--threads")?.parse().context("bench-models: --threads takes a number")?,
+            "--case" => cases.push(value("--case")?),
+            other => bail!("bench-models: unknown option '{other}' (expected --iters N, --threads T, --case ARCH:PRESET:SHAPE)"),
+        }
+    }
+    if cases.is_empty() {
+        cases = DEFAULT_CASES.iter().map(|s| s.to_string()).collect();
+    }
+    let root = util::root();
+    let work = root.join("target/bench");
+    std::fs::create_dir_all(&work)?;
+    let burn_json = work.join("models_burn.json");
+    let torch_json = work.join("models_torch.json");
+
+    let load = load_average();
+    // Burn and PyTorch alternate case by case, so that a change in machine load skews both sides alike.
+    let py = parity::python()?;
+    let read = |p: &std::path::Path| -> Result<Vec<Value>> {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    };
+    let exe = build_bench()?;
+    let (mut burn, mut torch) = (Vec::new(), Vec::new());
+    for case in &cases {
+        let mut bench = Command::new(&exe);
+        bench.env("RAYON_NUM_THREADS", threads.to_string());
+        bench.args(["--case", case, "--iters", &iters.to_string(), "--json"]).arg(&burn_json);
+        util::run(&mut bench)?;
+        burn.extend(read(&burn_json)?);
+        let mut t = Command::new(&py);
+        t.arg(root.join(TORCH_SCRIPT)).args(["--case", case, "--iters", &iters.to_string(), "--threads", &threads.to_string(), "--json"]);
+        t.arg(&torch_json);
+        util::run(&mut t)?;
+        torch.extend(read(&torch_json)?);
+    }
+    let mut rows = Vec::new();
+    for case in &cases {
+        let find = |v: &[Value]| v.iter().find(|r| r["case"] == case.as_str()).cloned();
+        let (Some(b), Some(t)) = (find(&burn), find(&torch)) else { bail!("bench-models: no result for {case}") };
+        if b["params"] != t["params"] {
+            bail!("bench-models: {case}: Burn has {} parameters, PyTorch {}: not the same network", b["params"], t["params"]);
+        }
+        let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        rows.push(json!({
+            "case": case, "params": b["params"],
+            "burn_fwd_ms": f(&b, "fwd_ms"), "torch_fwd_ms": f(&t, "fwd_ms"), "fwd_ratio": f(&b, "fwd_ms") / f(&t, "fwd_ms"),
+            "burn_fwd_bwd_ms": f(&b, "fwd_bwd_ms"), "torch_fwd_bwd_ms": f(&t, "fwd_bwd_ms"),
+            "fwd_bwd_ratio": f(&b, "fwd_bwd_ms") / f(&t, "fwd_bwd_ms"),
+        }));
+    }
+    let torch_version = torch.first().and_then(|r| r["torch"].as_str()).unwrap_or("?").to_string();
+    let md = table(&rows, iters, threads, &torch_version, &load, &load_average());
+    print!("{md}");
+    let out = root.join("results/bench");
+    std::fs::create_dir_all(&out)?;
+    let doc = json!({ "iters": iters, "threads": threads, "torch": torch_version, "load_avg_start": load, "rows": rows });
+    std::fs::write(out.join("models.json"), serde_json::to_string_pretty(&doc)?)?;
+    std::fs::write(out.join("models.md"), &md)?;
+    eprintln!("bench-models: wrote results/bench/models.{{json,md}}");
+    Ok(())
+}
+
+/// Build the Rust bench once (`bench` profile) and return its executable, so that the timed runs call it directly
+/// and never wait for cargo's build lock between cases.
+fn build_bench() -> Result<std::path::PathBuf> {
+    let mut cmd = util::cargo();
+    cmd.args(["bench", "-p", "svaclr-models", "--bench", "models", "--no-run", "--message-format=json-render-diagnostics"]);
+    cmd.current_dir(util::root()).stderr(std::process::Stdio::inherit());
+    eprintln!("$ {}", util::show(&cmd));
+    let out = cmd.output().with_context(|| format!("cannot start {}", util::show(&cmd)))?;
+    if !out.status.success() {
+        bail!("`{}` failed ({})", util::show(&cmd), out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "models")
+        .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from))
+        .context("bench-models: cargo did not report the bench executable")
+}
+
+/// The 1-minute load average (Linux), to judge how busy the machine was; "?" elsewhere.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn table(rows: &[Value], iters: usize, threads: usize, torch: &str, load_start: &str, load_end: &str) -> String {
+    let mut s = format!(
+        "Encoder speed, median of {iters} after 1 warm-up, {threads} threads: burn-flex (bench profile) vs PyTorch {torch} CPU.\n\
+         Machine load average (1 min): {load_start} at start, {load_end} at end.\n\
+         fwd = eval-mode forward; fwd+bwd = train-mode forward + backward of sum(features). ratio = Burn / PyTorch.\n\n\
+         | case (arch:preset:input) | params | Burn fwd ms | PyTorch fwd ms | ratio | Burn fwd+bwd ms | PyTorch fwd+bwd ms | ratio |\n\
+         |---|---|---|---|---|---|---|---|\n"
+    );
+    for r in rows {
+        let n = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        s.push_str(&format!(
+            "| {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} |\n",
+            r["case"].as_str().unwrap_or("?"),
+            r["params"],
+            n("burn_fwd_ms"),
+            n("torch_fwd_ms"),
+            n("fwd_ratio"),
+            n("burn_fwd_bwd_ms"),
+            n("torch_fwd_bwd_ms"),
+            n("fwd_bwd_ratio"),
+        ));
+    }
+    s
+}
