@@ -4,6 +4,23 @@
 //! co-augmentation (the paper's idea lives here), the log-mel audio front end, visual augmentation, dataset
 //! manifests and `prepare` for real datasets, the SynthAV generator, and the batcher that feeds training.
 
+pub mod audio;
+pub mod augment;
+pub mod dataset;
+pub mod encode;
+pub mod error;
+pub mod loader;
+pub mod logmel;
 pub mod manifest;
+pub mod prepare;
+pub mod sampler;
+pub mod synth;
+pub mod video;
 
+pub use augment::AugmentConfig;
+pub use dataset::{AvSample, ClipDataset, ClipItem, DataConfig};
+pub use error::DataError;
+pub use loader::{AvBatch, BatchLoader, ClipBatcher, HostBatch, epoch_order};
+pub use logmel::{LogMel, MelConfig};
 pub use manifest::{Manifest, ManifestEntry, ManifestError};
+pub use sampler::{ClipSpec, SpeedSet};

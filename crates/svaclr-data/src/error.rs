@@ -1,0 +1,67 @@
+//! The crate's one error type. Every variant that concerns a file names it; messages are one line.
+
+use std::path::PathBuf;
+
+use crate::manifest::ManifestError;
+
+/// Errors from decoding, sampling, batching and dataset preparation.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file or folder named by a manifest, a config or the command line does not exist.
+    #[error("{path}: not found")]
+    Missing { path: PathBuf },
+    /// FFmpeg could not open the container or find a video stream in it.
+    #[error("{path}: cannot open video: {reason}")]
+    VideoOpen { path: PathBuf, reason: String },
+    /// The container opened but frames could not be decoded (corrupt or truncated data).
+    #[error("{path}: cannot decode video: {reason}")]
+    VideoDecode { path: PathBuf, reason: String },
+    /// The container has no audio stream (and the dataset needs one).
+    #[error("{path}: no audio stream")]
+    NoAudioStream { path: PathBuf },
+    /// The container's audio stream could not be decoded.
+    #[error("{path}: cannot decode audio: {reason}")]
+    AudioDecode { path: PathBuf, reason: String },
+    /// A wav file could not be read (not a wav, unsupported encoding, truncated).
+    #[error("{path}: cannot read wav: {source}")]
+    Wav { path: PathBuf, source: hound::Error },
+    /// A wav file could not be written.
+    #[error("{path}: cannot write wav: {source}")]
+    WavWrite { path: PathBuf, source: hound::Error },
+    /// An audio file that reads but is unusable (no samples, zero rate, ...).
+    #[error("{path}: unusable audio: {reason}")]
+    BadAudio { path: PathBuf, reason: String },
+    /// The sinc resampler refused its input (a bug or absurd rates).
+    #[error("audio resampling ({from} -> {to} samples) failed: {reason}")]
+    Resample { from: usize, to: usize, reason: String },
+    /// A data, mel or augmentation config is invalid.
+    #[error("invalid data config: {0}")]
+    Config(String),
+    /// Reading the manifest failed.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// An I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// A dataset index past the end.
+    #[error("clip index {index} out of range (dataset has {len} clips)")]
+    Index { index: usize, len: usize },
+    /// A manifest split filter matched nothing.
+    #[error("{path}: no entries in split '{split}'")]
+    EmptySplit { path: PathBuf, split: String },
+    /// Dataset preparation could not start or finish (bad layout, unreadable annotation file).
+    #[error("prepare {dataset}: {reason}")]
+    Prepare { dataset: String, reason: String },
+    /// Samples of one batch disagree in shape (different configs mixed).
+    #[error("cannot batch samples: {0}")]
+    Batch(String),
+    /// A sample failed while a batch was assembled; names the clip.
+    #[error("clip {index} ('{id}'): {source}")]
+    Sample { index: usize, id: String, source: Box<DataError> },
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}
