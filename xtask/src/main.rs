@@ -2,6 +2,10 @@
 //!
 //! One module per task, each with a `run(args)` function. Tasks call `cargo` and the `svaclr` binary.
 
+mod bench;
+mod bench_models;
+mod parity;
+mod reproduce;
 mod setup;
 mod test;
 mod tidy;
@@ -13,10 +17,17 @@ const HELP: &str = "\
 cargo xtask <task> [options]
 
 Tasks:
+  reproduce table1 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
+            [--dry-run] [--force] [--debug] [--features tch|cuda]
+                            the main job: set-up, release build, then every row of the table -> results/table1.md
   setup [--torch] [--mpi]   install the Debian packages the build needs (FFmpeg, libclang, fonts);
                             --torch also creates the PyTorch venv (torch 2.9.0) used by parity, bench and tch;
                             --mpi also installs Open MPI
   test                      setup, then the workspace tests, the CUDA type-check and the PyTorch parity checks
+  parity [--tol T] [--keep]  our r2plus1d_18 / r3d_18 / audio_resnet9 against torchvision: forward from .pth and
+                            .safetensors, import/export round trip loaded by torchvision with strict=True
+  bench-models [--iters N] [--threads T] [--case ARCH:PRESET:SHAPE]
+                            encoder fwd and fwd+bwd times, burn-flex vs PyTorch; writes results/bench/models.*
   help                      this text
 
 Environment:
@@ -32,7 +43,11 @@ fn main() {
     };
     let result: Result<()> = match task {
         "setup" => setup::run(rest),
+        "bench" => bench::run(rest),
+        "bench-models" => bench_models::run(rest),
+        "parity" => parity::run(rest),
         "test" => test::run(rest),
+        "reproduce" => reproduce::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

@@ -1,20 +1,24 @@
-//! `cargo xtask test`: the command CI runs. Set-up, the workspace tests, the CUDA type-check, the parity checks.
-
-use std::process::Command;
+//! `cargo xtask test`: the command CI runs. Set-up (Debian packages and the PyTorch venv), the workspace tests
+//! (the smoke reproduction of Table 1 among them), the CUDA type-check, the torchvision parity checks, and the loss
+//! benchmark's quick mode (printed, never failed on speed).
 
 use anyhow::Result;
 
-use crate::{setup, util};
+use crate::{bench, parity, setup, util};
 
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(a) = args.first() {
         anyhow::bail!("test: unknown option '{a}'");
     }
-    setup::run(&[])?;
+    setup::run(&["--torch".to_string()])?;
     // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden.
     util::run(util::cargo().args(["test", "--workspace"]))?;
     // Keep the CUDA path compiling: burn's cuda backend cannot be linked here (its build downloads LLVM), but with
     // DOCS_RS set its build scripts skip the download and everything type-checks.
     util::run(util::cargo().env("DOCS_RS", "1").args(["check", "-p", "svaclr-cli", "--features", "cuda"]))?;
+    // Our encoders against torchvision's, from .pth and .safetensors, and the export round trip.
+    parity::run(&[])?;
+    // The loss kernels against PyTorch on the same shapes (quick mode; a table, not a gate).
+    bench::run(&["loss".to_string(), "--quick".to_string()])?;
     Ok(())
 }

@@ -18,12 +18,39 @@ struct Cli {
 enum Command {
     /// Version, backends compiled in, devices found, thread count.
     Info(cmd::info::Args),
+    /// Eval-mode forward pass of r2plus1d_18 / r3d_18 / audio_resnet9 on a .safetensors tensor "input".
+    Forward(cmd::forward::Args),
+    /// Convert a torchvision checkpoint (.pth/.safetensors) into our format (.bpk).
+    Import(cmd::import::Args),
+    /// Write weights as a torchvision state_dict (.safetensors) that PyTorch loads with strict=True.
+    Export(cmd::export::Args),
+    /// Index a real dataset (manifest with splits, durations, audio extracted to wav), reporting unusable files.
+    Prepare(cmd::prepare::Args),
+    /// Write the SynthAV benchmark: videos, wavs, manifests and synthav.json (optionally a preview PNG).
+    Synth(cmd::synth::Args),
+    /// Pre-train the video and audio encoders (InfoNCE or SoftInfoNCE, speed co-augmentation per config).
+    Pretrain(cmd::pretrain::Args),
+    /// Run a paper table's rows (pre-training, evaluation) and write TABLE.{md,json,png} (see `cargo xtask reproduce`).
+    Reproduce(cmd::reproduce::Args),
+    /// Action recognition from a pre-trained encoder: fine-tuning or linear probe (per config), multi-view testing.
+    Finetune(cmd::finetune::Args),
+    /// Audio-visual retrieval R@K (video->audio, audio->video; instance and class level) on a test split.
+    Retrieve(cmd::retrieve::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => cmd::info::run(a),
+        Command::Forward(a) => cmd::forward::run(a),
+        Command::Import(a) => cmd::import::run(a),
+        Command::Export(a) => cmd::export::run(a),
+        Command::Prepare(a) => cmd::prepare::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
+        Command::Pretrain(a) => cmd::pretrain::run(a),
+        Command::Reproduce(a) => cmd::reproduce::run(a),
+        Command::Finetune(a) => cmd::finetune::run(a),
+        Command::Retrieve(a) => cmd::retrieve::run(a),
     };
     if let Err(e) = result {
         // One line: the chain of causes joined, never a backtrace.

@@ -26,6 +26,9 @@ pub struct Args {
     /// Stop after this many optimiser steps (overrides the config's run.max_steps).
     #[arg(long)]
     max_steps: Option<usize>,
+    /// Seed, replacing the config's `seed`.
+    #[arg(long)]
+    seed: Option<u64>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -33,6 +36,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = PretrainConfig::load(&args.config, args.manifest.as_deref())?;
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
     if args.max_steps.is_some() {
         cfg.run.max_steps = args.max_steps;
     }

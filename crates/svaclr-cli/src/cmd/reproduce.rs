@@ -139,6 +139,12 @@ pub fn run(args: Args) -> Result<()> {
     let ret_manifest = data_dir.join(preset["retrieval_manifest"].as_str().context("preset.retrieval_manifest")?);
     let downstream = args.configs.join(preset["downstream"].as_str().context("preset.downstream")?);
     let max_steps = preset["max_steps"].as_u64();
+    // Evaluation folders are keyed by the downstream config's content, so editing it re-runs the evaluation.
+    let ds_key = {
+        use sha2::Digest;
+        let bytes = std::fs::read(&downstream).with_context(|| format!("{}: cannot read", downstream.display()))?;
+        sha2::Sha256::digest(&bytes).iter().take(4).map(|b| format!("{b:02x}")).collect::<String>()
+    };
     let runs_root = args.out.join("runs").join(&args.table).join(&args.preset);
 
     // 2. Rows x seeds: pre-train, evaluate.
@@ -181,7 +187,7 @@ pub fn run(args: Args) -> Result<()> {
                 done_marker: run_dir.join("summary.json"),
             };
             wall += run_step(&mut step, false, args.dry_run)?;
-            let (ft_dir, ret_dir) = (run_dir.join("eval-downstream"), run_dir.join("eval-retrieval"));
+            let (ft_dir, ret_dir) = (run_dir.join(format!("eval-downstream-{ds_key}")), run_dir.join("eval-retrieval"));
             wall += eval_steps(&exe, &device, &run_dir, &downstream, &data_dir, &ret_manifest, &ft_dir, &ret_dir, false, &args)?;
             if !args.dry_run {
                 per_seed.push(scores(&ft_dir, &ret_dir)?);
@@ -201,9 +207,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut baseline = Vec::new();
     let mut base_wall = 0.0;
     if let Some(run_dir) = first_run_dir.get(base_row) {
-        let base_dir = runs_root.join("baseline-random-init");
+        let base_dir = runs_root.join(format!("baseline-random-init-{}", run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("")));
         for seed in 0..args.seeds {
-            let (ft_dir, ret_dir) = (base_dir.join(format!("seed{seed}/eval-downstream")), base_dir.join(format!("seed{seed}/eval-retrieval")));
+            let (ft_dir, ret_dir) =
+                (base_dir.join(format!("seed{seed}/eval-downstream-{ds_key}")), base_dir.join(format!("seed{seed}/eval-retrieval")));
             base_wall += eval_steps(&exe, &device, run_dir, &downstream, &data_dir, &ret_manifest, &ft_dir, &ret_dir, true, &args)?;
             if !args.dry_run {
                 baseline.push(scores(&ft_dir, &ret_dir)?);
