@@ -53,8 +53,24 @@ fn main() {
         Command::Retrieve(a) => cmd::retrieve::run(a),
     };
     if let Err(e) = result {
-        // One line: the chain of causes joined, never a backtrace.
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// One line: the chain of causes joined with ": ", never a backtrace. Library errors already include their cause in
+/// their own message, so a cause whose text is already there is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.replace('\n', " ")
 }
