@@ -24,6 +24,8 @@ Tasks:
                             --torch also creates the PyTorch venv (torch 2.9.0) used by parity, bench and tch;
                             --mpi also installs Open MPI
   test                      setup, then the workspace tests, the CUDA type-check and the PyTorch parity checks
+  bench loss [--quick] [--save NAME] [--baseline NAME]
+                            loss kernels vs PyTorch; writes results/bench/loss.{json,md}
   parity [--tol T] [--keep]  our r2plus1d_18 / r3d_18 / audio_resnet9 against torchvision: forward from .pth and
                             .safetensors, import/export round trip loaded by torchvision with strict=True
   bench-models [--iters N] [--threads T] [--case ARCH:PRESET:SHAPE]
