@@ -48,7 +48,7 @@ mod tests {
 
     #[test]
     fn no_project_file_reaches_into_shared() {
-        // A user's clone has no ../shared: code, scripts and configs must use in-project copies.
+        // A user's clone has no shared folder beside it: code, scripts and configs must use in-project copies.
         let mut files = Vec::new();
         for ext in ["rs", "py", "json", "toml", "sh"] {
             for dir in ["crates", "xtask", "configs", "scripts", ".ci"] {
