@@ -28,7 +28,8 @@ PRESETS = {
         model=dict(video_arch="r2plus1d_18", preset="full", proj_hidden=512, proj_dim=128, affinity_map="identity"),
         optim=dict(momentum=0.9, weight_decay=1e-5, no_decay_on_norm_and_bias=True),
         schedule=dict(lr_start=0.064, lr_peak=0.64, lr_end=0.1, warmup_epochs=10.0, epochs=100),
-        run=dict(batch_size=512, micro_batches=1, checkpoint_every=500, workers=8, max_steps=None)),
+        run=dict(batch_size=512, micro_batches=1, checkpoint_every=500, workers=8, max_steps=None,
+                 precise_bn_batches=0)),
     # SynthAV default preset on a 2-core CPU: tiny widths, 8 frames of 56 px, half a second of audio.
     "synth": dict(
         manifest="../../data/synthav/pretrain.jsonl", split=None,
@@ -37,7 +38,8 @@ PRESETS = {
         model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity"),
         optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
         schedule=dict(lr_start=0.04, lr_peak=0.2, lr_end=0.04, warmup_epochs=0.5, epochs=4),
-        run=dict(batch_size=64, micro_batches=1, checkpoint_every=50, workers=2, max_steps=None)),
+        run=dict(batch_size=64, micro_batches=1, checkpoint_every=50, workers=2, max_steps=None,
+                 precise_bn_batches=8)),
     # A minute-long smoke run on SynthAV's small preset (what the tests run).
     "smoke": dict(
         manifest="../../data/synthav-small/pretrain.jsonl", split=None,
@@ -46,7 +48,8 @@ PRESETS = {
         model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity"),
         optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
         schedule=dict(lr_start=0.04, lr_peak=0.2, lr_end=0.04, warmup_epochs=0.5, epochs=3),
-        run=dict(batch_size=32, micro_batches=1, checkpoint_every=2, workers=2, max_steps=None)),
+        run=dict(batch_size=32, micro_batches=1, checkpoint_every=2, workers=2, max_steps=None,
+                 precise_bn_batches=2)),
 }
 
 LOSS = dict(temperature=0.07, lambda_temperature=0.1, lambda_mode="all", detach_lambda=True)

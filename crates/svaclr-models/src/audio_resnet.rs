@@ -7,7 +7,7 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -74,7 +74,7 @@ impl AudioEncoderConfig {
         let mut next = || stages.next().unwrap_or_default();
         AudioEncoder {
             conv1: conv2d(AUDIO_IN_CHANNELS, widths[0], STEM_KERNEL, STEM_STRIDE, STEM_PAD, device),
-            bn1: BatchNormConfig::new(widths[0]).init(device),
+            bn1: crate::norm::batch_norm(widths[0], device),
             maxpool: MaxPool2dConfig::new([POOL_KERNEL, POOL_KERNEL])
                 .with_strides([POOL_STRIDE, POOL_STRIDE])
                 .with_padding(PaddingConfig2d::Explicit(POOL_PAD, POOL_PAD, POOL_PAD, POOL_PAD))
@@ -159,13 +159,13 @@ impl AudioBlock {
     fn new(inplanes: usize, planes: usize, stride: usize, dev: &Device) -> Self {
         let downsample = (stride != 1 || inplanes != planes).then(|| Downsample2d {
             conv: conv2d(inplanes, planes, 1, stride, 0, dev),
-            bn: BatchNormConfig::new(planes).init(dev),
+            bn: crate::norm::batch_norm(planes, dev),
         });
         Self {
             conv1: conv2d(inplanes, planes, 3, stride, 1, dev),
-            bn1: BatchNormConfig::new(planes).init(dev),
+            bn1: crate::norm::batch_norm(planes, dev),
             conv2: conv2d(planes, planes, 3, 1, 1, dev),
-            bn2: BatchNormConfig::new(planes).init(dev),
+            bn2: crate::norm::batch_norm(planes, dev),
             downsample,
         }
     }

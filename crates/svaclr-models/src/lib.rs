@@ -13,6 +13,7 @@ pub mod av_model;
 pub mod classifier;
 mod error;
 pub mod preset;
+pub mod norm;
 pub mod projector;
 pub mod torchvision;
 pub mod video_resnet;
@@ -23,6 +24,7 @@ pub use audio_resnet::{AudioEncoder, AudioEncoderConfig, AudioResNet, AudioResNe
 pub use av_model::{AvModel, AvOutput, ModelConfig};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use error::ModelError;
+pub use norm::{BN_MOMENTUM, PreciseBn};
 pub use preset::{SizePreset, VideoArch};
 pub use projector::{Projector, ProjectorConfig};
 pub use torchvision::{NetOutput, TorchvisionArch, TorchvisionNet};

@@ -1,6 +1,6 @@
 //! Projection heads h_v, h_a: the 2-layer MLP of GDT / SimCLR (Linear -> BN -> ReLU -> Linear).
 
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ impl ProjectorConfig {
         self.validate()?;
         Ok(Projector {
             fc1: LinearConfig::new(self.in_dim, self.hidden_dim).init(device),
-            bn: BatchNormConfig::new(self.hidden_dim).init(device),
+            bn: crate::norm::batch_norm(self.hidden_dim, device),
             fc2: LinearConfig::new(self.hidden_dim, self.out_dim).init(device),
         })
     }

@@ -7,7 +7,7 @@
 //! NOTE: the `small` and `tiny` presets divide every width (including the stem's 45) and keep everything else.
 
 use burn::nn::conv::{Conv3d, Conv3dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig3d};
+use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig, PaddingConfig3d};
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -175,9 +175,9 @@ impl R2Plus1dStem {
     fn new(mid: usize, out: usize, dev: &Device) -> Self {
         Self {
             conv1: conv3d(3, mid, [1, 7, 7], [1, 2, 2], [0, 3, 3], dev),
-            bn1: BatchNormConfig::new(mid).init(dev),
+            bn1: crate::norm::batch_norm(mid, dev),
             conv2: conv3d(mid, out, [3, 1, 1], [1, 1, 1], [1, 0, 0], dev),
-            bn2: BatchNormConfig::new(out).init(dev),
+            bn2: crate::norm::batch_norm(out, dev),
         }
     }
 
@@ -202,7 +202,7 @@ impl R3dStem {
     fn new(out: usize, dev: &Device) -> Self {
         Self {
             conv1: conv3d(3, out, [3, 7, 7], [1, 2, 2], [1, 3, 3], dev),
-            bn1: BatchNormConfig::new(out).init(dev),
+            bn1: crate::norm::batch_norm(out, dev),
         }
     }
 
@@ -230,7 +230,7 @@ impl VideoBlock {
         let mid = r2plus1d_midplanes(inplanes, planes);
         let downsample = (stride != 1 || inplanes != planes).then(|| Downsample3d {
             conv: conv3d(inplanes, planes, [1, 1, 1], [stride; 3], [0, 0, 0], dev),
-            bn: BatchNormConfig::new(planes).init(dev),
+            bn: crate::norm::batch_norm(planes, dev),
         });
         Self {
             conv1: ConvBn::new(arch, inplanes, planes, mid, stride, dev),
@@ -267,7 +267,7 @@ impl ConvBn {
             VideoArch::R2Plus1d18 => SpatioTemporalConv::Factored(Conv2Plus1d::new(c_in, c_out, mid, stride, dev)),
             VideoArch::R3d18 => SpatioTemporalConv::Full(conv3d(c_in, c_out, [3, 3, 3], [stride; 3], [1, 1, 1], dev)),
         };
-        Self { conv, bn: BatchNormConfig::new(c_out).init(dev) }
+        Self { conv, bn: crate::norm::batch_norm(c_out, dev) }
     }
 
     /// Conv then BN (the caller applies the ReLU where torchvision has one).
@@ -316,7 +316,7 @@ impl Conv2Plus1d {
     fn new(c_in: usize, c_out: usize, mid: usize, stride: usize, dev: &Device) -> Self {
         Self {
             spatial: conv3d(c_in, mid, [1, 3, 3], [1, stride, stride], [0, 1, 1], dev),
-            bn: BatchNormConfig::new(mid).init(dev),
+            bn: crate::norm::batch_norm(mid, dev),
             temporal: conv3d(mid, c_out, [3, 1, 1], [stride, 1, 1], [1, 0, 0], dev),
         }
     }

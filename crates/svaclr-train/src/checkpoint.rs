@@ -37,6 +37,9 @@ pub struct TrainState {
     pub batch: usize,
     /// Config hash of the run (resume refuses a different config).
     pub config_hash: String,
+    /// The BatchNorm running statistics were re-estimated after the last step (precise BN).
+    #[serde(default)]
+    pub precise_bn: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,7 +69,9 @@ pub fn save(
 ) -> Result<PathBuf, TrainError> {
     let root = run_dir.join("checkpoints");
     fs::create_dir_all(&root).map_err(io(&root))?;
-    let name = format!("step-{:08}", state.step);
+    // The precise-BN model of the last step gets its own folder, which sorts after the plain one, so that it never
+    // replaces a complete checkpoint in place.
+    let name = format!("step-{:08}{}", state.step, if state.precise_bn { "-precise-bn" } else { "" });
     let tmp = root.join(format!(".{name}.tmp"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io(&tmp))?;

@@ -68,6 +68,12 @@ pub struct RunConfig {
     pub workers: usize,
     /// Stop after this many optimiser steps (`None`: run all epochs). For smoke tests and benchmarks.
     pub max_steps: Option<usize>,
+    /// After the last step, re-estimate every BatchNorm's running statistics as the mean batch statistics of this
+    /// many training batches through the final weights ("precise BN"; 0 keeps the moving averages). Short, fast
+    /// schedules leave the moving averages far from the final weights' statistics, which makes inference-mode
+    /// features (probes, retrieval) nearly constant. See `svaclr_models::norm`.
+    #[serde(default)]
+    pub precise_bn_batches: usize,
 }
 
 impl PretrainConfig {

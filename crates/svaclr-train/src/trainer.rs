@@ -155,6 +155,37 @@ fn step_gradients(
     (acc.grads(), value, stats)
 }
 
+/// Epoch index of the batches precise BN draws: outside any schedule, so they are fresh augmentations, and fixed, so
+/// the result is deterministic.
+const PRECISE_BN_EPOCH: u64 = 1 << 40;
+
+/// Re-estimate the BatchNorm running statistics of `model` from `cfg.run.precise_bn_batches` training batches
+/// (training-mode forwards, no optimiser step; see `svaclr_models::norm`).
+fn precise_bn(
+    cfg: &PretrainConfig,
+    mut model: AvModel,
+    loader: &BatchLoader,
+    views: usize,
+    device: &Device,
+) -> Result<AvModel, TrainError> {
+    let mut acc = svaclr_models::PreciseBn::new();
+    for item in loader.epoch(PRECISE_BN_EPOCH, 0).take(cfg.run.precise_bn_batches) {
+        let batch = item?;
+        model = acc.prepare(model);
+        let n = batch.specs.len();
+        let micro = n / cfg.run.micro_batches;
+        for m in 0..cfg.run.micro_batches {
+            // Each micro-batch forward is one batch-statistics sample, as in training.
+            drop(forward_views(&model, &batch, views, m * micro, micro, device));
+            acc.record(&model);
+            if m + 1 < cfg.run.micro_batches {
+                model = acc.prepare(model);
+            }
+        }
+    }
+    Ok(acc.finish(model))
+}
+
 /// Pre-train per `cfg`, writing everything into `run_dir`. `device` is the plain device; autodiff is added here.
 pub fn pretrain(
     cfg: &PretrainConfig,
@@ -195,7 +226,7 @@ pub fn pretrain(
     train_device.seed(cfg.seed);
     let mut model = cfg.model.init(&train_device)?;
     let mut optim = build_optimizer(cfg);
-    let mut state = TrainState { step: 0, epoch: 0, batch: 0, config_hash: hash.clone() };
+    let mut state = TrainState { step: 0, epoch: 0, batch: 0, config_hash: hash.clone(), precise_bn: false };
     if let Some(dir) = existing {
         let saved = checkpoint::read_state(&dir)?;
         if saved.config_hash != hash {
@@ -281,6 +312,11 @@ pub fn pretrain(
         }
     }
     bar.finish_and_clear();
+    if cfg.run.precise_bn_batches > 0 && !state.precise_bn {
+        model = precise_bn(cfg, model, &loader, views, &train_device)?;
+        state.precise_bn = true;
+        checkpoint::save(run_dir, &model, &optim, &state, 2)?;
+    }
     let wall = loop_start.elapsed().as_secs_f64();
     let summary = PretrainSummary {
         steps: state.step,
