@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use burn::prelude::*;
 use svaclr_data::synth::{GenerateOptions, Preset, SynthConfig, generate};
+use svaclr_loss::LossStats;
+use svaclr_train::metrics::StepRecord;
 use svaclr_train::{PretrainConfig, PretrainOptions, pretrain, read_metrics};
 
 fn workspace() -> PathBuf {
@@ -74,7 +76,7 @@ fn run(cfg_edit: impl FnOnce(&mut serde_json::Value), out: &Path) -> Vec<f64> {
 }
 
 /// Mean of `f` over the steps of one epoch.
-fn epoch_mean(records: &[svaclr_train::metrics::StepRecord], epoch: usize, f: impl Fn(&svaclr_loss::LossStats) -> f64) -> f64 {
+fn epoch_mean(records: &[StepRecord], epoch: usize, f: impl Fn(&LossStats) -> f64) -> f64 {
     let xs: Vec<f64> = records.iter().filter(|r| r.epoch == epoch).map(|r| f(&r.stats)).collect();
     assert!(!xs.is_empty(), "no step in epoch {epoch}");
     xs.iter().sum::<f64>() / xs.len() as f64
