@@ -84,7 +84,7 @@ pub fn validate_devices(specs: &[DeviceSpec]) -> Result<(), TrainError> {
 /// Cut a batch into `parts` contiguous shards of equal size (clip order kept).
 pub fn shard(batch: &HostBatch, parts: usize) -> Result<Vec<HostBatch>, TrainError> {
     let n = batch.specs.len();
-    if parts == 0 || n % parts != 0 {
+    if parts == 0 || !n.is_multiple_of(parts) {
         return Err(TrainError::Other(format!("a batch of {n} clips cannot be split evenly over {parts} devices")));
     }
     let b = n / parts;
@@ -135,7 +135,7 @@ pub fn pretrain_ddp(
     validate_devices(specs)?;
     let k = specs.len();
     let per_device = cfg.run.batch_size / k;
-    if cfg.run.batch_size % k != 0 || per_device < 2 || per_device % cfg.run.micro_batches != 0 {
+    if !cfg.run.batch_size.is_multiple_of(k) || per_device < 2 || !per_device.is_multiple_of(cfg.run.micro_batches) {
         return Err(TrainError::Other(format!(
             "run.batch_size = {} must split into {k} equal shards of at least 2 clips, each divisible by \
              run.micro_batches = {}",
@@ -300,7 +300,7 @@ pub fn pretrain_ddp(
                 state.epoch += 1;
                 state.batch = 0;
             }
-            if state.step % cfg.run.checkpoint_every == 0 || end_of_epoch || state.step == total_steps {
+            if state.step.is_multiple_of(cfg.run.checkpoint_every) || end_of_epoch || state.step == total_steps {
                 checkpoint::save(run_dir, &replicas[0].model, &replicas[0].optim, &state, 2)?;
                 last_ckpt_step = state.step;
             }
