@@ -45,10 +45,13 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options> {
     let Some((what, rest)) = args.split_first() else {
-        bail!("bench: which benchmark? usage: cargo xtask bench loss [--quick] [--baseline NAME] [--save NAME]");
+        bail!(
+            "bench: which benchmark? usage: cargo xtask bench loss [--quick] [--baseline NAME] [--save NAME] | \
+             bench pretrain [--quick] [--steps N]"
+        );
     };
     if what != "loss" {
-        bail!("bench: unknown benchmark '{what}' (known: loss)");
+        bail!("bench: unknown benchmark '{what}' (known: loss, pretrain)");
     }
     let mut o = Options { quick: false, baseline: None, save: None };
     let mut it = rest.iter();
@@ -257,6 +260,11 @@ fn compare(records: &[Value], baseline: &[Value]) -> (Vec<String>, usize) {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
+    if let Some((what, rest)) = args.split_first()
+        && what == "pretrain"
+    {
+        return crate::bench_pretrain::run(rest);
+    }
     let opts = parse(args)?;
     let root = util::root();
     let baseline = match &opts.baseline {

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_models;
+mod bench_pretrain;
 mod parity;
 mod reproduce;
 mod setup;
@@ -26,6 +27,9 @@ Tasks:
   test                      setup, then the workspace tests, the CUDA type-check and the PyTorch parity checks
   bench loss [--quick] [--save NAME] [--baseline NAME]
                             loss kernels vs PyTorch; writes results/bench/loss.{json,md}
+  bench pretrain [--quick] [--steps N] [--warmup N] [--rounds N] [--config FILE]
+                            pre-training clips/s and peak memory, burn-flex vs PyTorch on the same network and
+                            data shape (CPU preset); writes results/bench/pretrain.{json,md}
   parity [--tol T] [--keep]  our r2plus1d_18 / r3d_18 / audio_resnet9 against torchvision: forward from .pth and
                             .safetensors, import/export round trip loaded by torchvision with strict=True
   bench-models [--iters N] [--threads T] [--case ARCH:PRESET:SHAPE]

@@ -90,6 +90,37 @@ fn kill_9_then_resume_continues_the_same_loss_curve() {
 }
 
 #[test]
+fn pretrain_on_a_device_list_is_checked_before_any_work() {
+    // A device list selects data-parallel training (CUDA only); a bad list fails in one line before the run directory
+    // is made or the manifest is read (any existing file passes the config's existence check).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    let config = workspace().join("configs/pretrain/smoke.json");
+    let manifest = workspace().join("Cargo.toml");
+    let mut cases = vec![("flex,cuda:0", "CUDA devices only"), ("cuda:0,0", "listed twice")];
+    if !cfg!(feature = "cuda") {
+        cases.push(("cuda:0,1", "--features cuda"));
+    }
+    for (devices, needle) in cases {
+        let res = svaclr()
+            .args(["pretrain", "--config"])
+            .arg(&config)
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--out")
+            .arg(&out)
+            .args(["--device", devices])
+            .output()
+            .expect("run");
+        assert!(!res.status.success(), "{devices}");
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{devices}: expected '{needle}' in {err}");
+        assert!(!out.exists(), "{devices}: no run directory before the devices are known to work");
+    }
+}
+
+#[test]
 fn pretrain_with_a_missing_config_is_a_one_line_error() {
     let out = svaclr()
         .args(["pretrain", "--config", "/nonexistent/cfg.json", "--out", "/tmp/never"])

@@ -3,10 +3,12 @@
 //! It joins the bottom layer (svaclr-data's clips, svaclr-models' encoders, svaclr-loss' InfoNCE/SoftInfoNCE) into a
 //! custom training loop with the paper's optimiser and schedule ([`schedule`]), gradient caching for large effective
 //! batches, atomic checkpoints and exact resume ([`checkpoint`]), a JSON Lines metrics log and a plot, and the one
-//! place that turns a `--device` string into a Burn device ([`device`]).
+//! place that turns a `--device` string into a Burn device ([`device`]); [`ddp`] runs the same loop data-parallel on
+//! several CUDA devices.
 
 pub mod checkpoint;
 pub mod config;
+pub mod ddp;
 pub mod device;
 pub mod error;
 pub mod metrics;

@@ -100,9 +100,10 @@ fn loss_of(cfg: &PretrainConfig, o: &ViewOutputs) -> (Tensor<1>, Option<Tensor<3
     }
 }
 
-/// One optimiser step's gradients and statistics. With `micro_batches > 1` this is gradient caching (see
-/// [`crate::config::RunConfig::micro_batches`]); with 1 it is a plain forward/backward.
-fn step_gradients(
+/// One optimiser step's gradients, loss value and statistics for `batch` (every view of every clip in one loss).
+/// With `micro_batches > 1` this is gradient caching (see [`crate::config::RunConfig::micro_batches`]); with 1 it is a
+/// plain forward/backward. Public for the pre-training benchmark and the multi-device loop.
+pub fn step_gradients(
     cfg: &PretrainConfig,
     model: &AvModel,
     batch: &HostBatch,

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use svaclr_train::{PretrainConfig, PretrainOptions, parse_device, pretrain};
+use svaclr_train::{PretrainConfig, PretrainOptions, ddp, parse_device, pretrain};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,7 +14,8 @@ pub struct Args {
     /// Run directory: resolved config, metrics.jsonl, checkpoints/, summary.json, metrics.png.
     #[arg(long)]
     out: PathBuf,
-    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N].
+    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N]; several CUDA devices for data-parallel training:
+    /// cuda:0,1,2,3 (needs the `cuda` feature and NCCL; see docs/training.md).
     #[arg(long, default_value = "flex")]
     device: String,
     /// Dataset manifest to train on, replacing the config's `manifest`.
@@ -42,10 +43,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.max_steps.is_some() {
         cfg.run.max_steps = args.max_steps;
     }
-    let (spec, device) = parse_device(&args.device)?;
     let opts = PretrainOptions { resume: args.resume, progress: !args.quiet && std::io::stderr().is_terminal() };
-    let s = pretrain(&cfg, &args.out, &device, &spec.to_string(), &opts)
-        .with_context(|| format!("pre-training {}", args.out.display()))?;
+    let s = if args.device.contains(',') {
+        let specs = ddp::parse_device_list(&args.device)?;
+        ddp::pretrain_ddp(&cfg, &args.out, &specs, &opts)
+    } else {
+        let (spec, device) = parse_device(&args.device)?;
+        pretrain(&cfg, &args.out, &device, &spec.to_string(), &opts)
+    }
+    .with_context(|| format!("pre-training {}", args.out.display()))?;
     println!(
         "pre-trained {} steps ({} epochs) on {} in {:.1} s: loss {} -> {}, positive top-1 {}, {:.1} clips/s; run in {}",
         s.steps,

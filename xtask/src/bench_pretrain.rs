@@ -1,0 +1,315 @@
+//! `cargo xtask bench pretrain [--quick] [--steps N] [--warmup N] [--rounds N] [--config FILE]`: pre-training
+//! throughput and peak memory, Burn vs PyTorch, on the CPU preset.
+//!
+//! 1. Builds the Rust bench (`cargo bench -p svaclr-train --bench pretrain`, `bench` profile) and runs it with
+//!    `RAYON_NUM_THREADS=2`: the training step of `svaclr pretrain` on synthetic in-memory batches of the config's
+//!    shape (default `configs/pretrain/synth_s14.json`: 64 clips x 2 views, 8x32x32 video, 40x51 log-mel, the tiny
+//!    R(2+1)D-18 and audio ResNet-9 with 64-wide projectors, InfoNCE, SGD).
+//! 2. Runs `scripts/bench/pretrain_torch.py` with the torch venv (`torch.set_num_threads(2)`, `OMP_NUM_THREADS=2`),
+//!    which reads the Rust side's JSON (shapes, model, loss, optimiser), builds the same network from torchvision's
+//!    blocks, checks the parameter count, and trains it on inputs of the same shapes.
+//! 3. Repeats both, alternating, `--rounds` times (default 2) and keeps each side's best round: the machine may be
+//!    shared, and a process slowed down by other work measures the machine, not the code.
+//! 4. Prints a table and writes `results/bench/pretrain.{json,md}`: steady-state clips/s (batch size over the median
+//!    step time after the warm-up), every round's clips/s, resident memory before the first step and at its peak
+//!    (`VmRSS` and `VmHWM` of each measured process), the Burn / PyTorch ratios, and the 1-minute load average before
+//!    and after each shown round.
+//!
+//! `--quick`: 1 warm-up and 3 measured steps, 1 round (about a minute); default 2, 8 and 2.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::util;
+
+/// Threads for both sides (`RAYON_NUM_THREADS`, `torch.set_num_threads`).
+const THREADS: usize = 2;
+const DEFAULT_CONFIG: &str = "configs/pretrain/synth_s14.json";
+const TORCH_SCRIPT: &str = "scripts/bench/pretrain_torch.py";
+
+#[derive(Debug, PartialEq)]
+struct Options {
+    quick: bool,
+    warmup: usize,
+    steps: usize,
+    rounds: usize,
+    config: String,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options { quick: false, warmup: 2, steps: 8, rounds: 2, config: DEFAULT_CONFIG.into() };
+    let (mut steps, mut warmup, mut rounds) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value =
+            |name: &str| it.next().cloned().with_context(|| format!("bench pretrain: {name} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--steps" => {
+                steps = Some(value("--steps")?.parse::<usize>().context("bench pretrain: --steps takes a number")?)
+            }
+            "--warmup" => {
+                warmup = Some(value("--warmup")?.parse::<usize>().context("bench pretrain: --warmup takes a number")?)
+            }
+            "--rounds" => {
+                rounds = Some(value("--rounds")?.parse::<usize>().context("bench pretrain: --rounds takes a number")?)
+            }
+            "--config" => o.config = value("--config")?,
+            other => bail!(
+                "bench pretrain: unknown option '{other}' (expected --quick, --steps N, --warmup N, --rounds N, --config FILE)"
+            ),
+        }
+    }
+    if o.quick {
+        (o.warmup, o.steps, o.rounds) = (1, 3, 1);
+    }
+    o.rounds = rounds.unwrap_or(o.rounds);
+    o.steps = steps.unwrap_or(o.steps);
+    o.warmup = warmup.unwrap_or(o.warmup);
+    if o.steps == 0 || o.rounds == 0 {
+        bail!("bench pretrain: --steps and --rounds must be at least 1");
+    }
+    Ok(o)
+}
+
+/// The 1-minute load average (Linux), to judge how busy the machine was; "?" elsewhere.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Build the Rust bench once (`bench` profile) and return its executable, so that the timed run is not a cargo
+/// invocation.
+fn build_bench() -> Result<PathBuf> {
+    let mut cmd = util::cargo();
+    cmd.args([
+        "bench",
+        "-p",
+        "svaclr-train",
+        "--bench",
+        "pretrain",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    cmd.current_dir(util::root()).stderr(std::process::Stdio::inherit());
+    eprintln!("$ {}", util::show(&cmd));
+    let out = cmd.output().with_context(|| format!("cannot start {}", util::show(&cmd)))?;
+    if !out.status.success() {
+        bail!("`{}` failed ({})", util::show(&cmd), out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "pretrain")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("bench pretrain: cargo did not report the bench executable")
+}
+
+fn read_json(p: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}
+
+/// One measured process of one side: its JSON report and the load average before and after it.
+fn measure(cmd: &mut Command, json: &Path) -> Result<Value> {
+    let before = load_average();
+    util::run(cmd)?;
+    let mut v = read_json(json)?;
+    v["load_avg"] = json!([before, load_average()]);
+    Ok(v)
+}
+
+/// The round with the highest clips/s (the least disturbed by other work on the machine).
+fn best(rounds: &[Value]) -> Value {
+    rounds
+        .iter()
+        .max_by(|a, b| {
+            let f = |v: &Value| v["clips_per_s"].as_f64().unwrap_or(f64::NEG_INFINITY);
+            f(a).total_cmp(&f(b))
+        })
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    let root = util::root();
+    let config = if Path::new(&o.config).is_absolute() { PathBuf::from(&o.config) } else { root.join(&o.config) };
+    let work = root.join("target/bench");
+    std::fs::create_dir_all(&work)?;
+    let (burn_json, torch_json) = (work.join("pretrain_burn.json"), work.join("pretrain_torch.json"));
+    let exe = build_bench()?;
+    let py = util::torch_python();
+    if py.is_none() {
+        eprintln!(
+            "bench pretrain: no torch venv at {} (cargo xtask setup --torch); the PyTorch row stays empty",
+            util::torch_venv_path().display()
+        );
+    }
+    let (warmup, steps, threads) = (o.warmup.to_string(), o.steps.to_string(), THREADS.to_string());
+    // The sides alternate round by round, so that a change in machine load skews both alike.
+    let (mut burn_rounds, mut torch_rounds) = (Vec::new(), Vec::new());
+    for _ in 0..o.rounds {
+        let mut cmd = Command::new(&exe);
+        cmd.env("RAYON_NUM_THREADS", &threads).arg("--config").arg(&config);
+        cmd.args(["--warmup", &warmup, "--steps", &steps, "--json"]).arg(&burn_json);
+        burn_rounds.push(measure(&mut cmd, &burn_json)?);
+        if let Some(py) = &py {
+            let mut cmd = Command::new(py);
+            cmd.env("OMP_NUM_THREADS", &threads).arg(root.join(TORCH_SCRIPT)).arg("--spec").arg(&burn_json);
+            cmd.args(["--warmup", &warmup, "--steps", &steps, "--threads", &threads, "--json"]).arg(&torch_json);
+            torch_rounds.push(measure(&mut cmd, &torch_json)?);
+        }
+    }
+    let (burn, torch) = (best(&burn_rounds), best(&torch_rounds));
+
+    let n = |v: &Value, k: &str| v[k].as_f64();
+    let ratio = |k: &str| Some(n(&burn, k)? / n(&torch, k)?);
+    let config_rel = config.strip_prefix(&root).unwrap_or(&config).display().to_string();
+    let doc = json!({
+        "config": config_rel,
+        "threads": THREADS,
+        "warmup": o.warmup,
+        "steps": o.steps,
+        "rounds": o.rounds,
+        "batch_size": burn["batch_size"],
+        "views": burn["views"],
+        "video_shape": burn["video_shape"],
+        "audio_shape": burn["audio_shape"],
+        "params": burn["params"],
+        "cpu": cpu_name(),
+        "burn": burn,
+        "torch": torch,
+        "burn_rounds": burn_rounds,
+        "torch_rounds": torch_rounds,
+        "ratio_clips_per_s": ratio("clips_per_s"),
+        "ratio_peak_rss": ratio("peak_rss_mib"),
+    });
+    let md = table(&doc);
+    print!("{md}");
+    let out = root.join("results/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("pretrain.json"), serde_json::to_string_pretty(&doc)? + "\n")?;
+    std::fs::write(out.join("pretrain.md"), &md)?;
+    eprintln!("bench pretrain: wrote results/bench/pretrain.{{json,md}}");
+    Ok(())
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn table(doc: &Value) -> String {
+    let f = |v: &Value, d: usize| v.as_f64().map_or("—".to_string(), |x| format!("{x:.d$}"));
+    let side = |name: &str, v: &Value| {
+        let growth = match (v["peak_rss_mib"].as_f64(), v["rss_before_mib"].as_f64()) {
+            (Some(p), Some(b)) => format!("{:.0}", p - b),
+            _ => "—".into(),
+        };
+        let rounds: Vec<String> = doc[if name.starts_with("Burn") { "burn_rounds" } else { "torch_rounds" }]
+            .as_array()
+            .map(|r| r.iter().map(|x| f(&x["clips_per_s"], 1)).collect())
+            .unwrap_or_default();
+        format!(
+            "| {name} | {} | {} | {} | {} | {} | {growth} | {} -> {} |\n",
+            f(&v["clips_per_s"], 1),
+            if rounds.is_empty() { "—".to_string() } else { rounds.join(", ") },
+            f(&v["median_step_ms"], 0),
+            f(&v["rss_before_mib"], 0),
+            f(&v["peak_rss_mib"], 0),
+            v["load_avg"][0].as_str().unwrap_or("?"),
+            v["load_avg"][1].as_str().unwrap_or("?"),
+        )
+    };
+    let burn = &doc["burn"];
+    let torch = &doc["torch"];
+    let torch_name = torch["torch"].as_str().map_or("PyTorch (not run)".to_string(), |v| format!("PyTorch {v}"));
+    let mut s = format!(
+        "Pre-training step, {config}: {b} clips x {v} views per step (video {vs}, audio {aus}), {p} parameters, \
+         synthetic in-memory batches, {cpu}; {t} threads per side; per process {w} warm-up steps then {n} measured \
+         steps; {r} round(s) per side, alternating, the best shown.\n\
+         clips/s = batch size / median measured step time; memory = VmRSS before the first step and VmHWM (peak) \
+         of the measured process; load avg = 1-minute load average before -> after the shown round.\n\n\
+         | side | clips/s | clips/s per round | median step ms | RSS before (MiB) | peak RSS (MiB) | peak - before (MiB) | load avg |\n\
+         |---|---:|---|---:|---:|---:|---:|---|\n",
+        config = doc["config"].as_str().unwrap_or("?"),
+        b = doc["batch_size"],
+        v = doc["views"],
+        vs = doc["video_shape"],
+        aus = doc["audio_shape"],
+        p = doc["params"],
+        cpu = doc["cpu"].as_str().unwrap_or("?"),
+        t = doc["threads"],
+        w = doc["warmup"],
+        n = doc["steps"],
+        r = doc["rounds"],
+    );
+    s.push_str(&side("Burn (flex)", burn));
+    s.push_str(&side(&torch_name, torch));
+    s.push_str(&format!(
+        "\nBurn / PyTorch: throughput {} (above 1: Burn is faster), peak memory {}.\n",
+        f(&doc["ratio_clips_per_s"], 2),
+        f(&doc["ratio_peak_rss"], 2)
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let o = parse(&s(&[])).expect("defaults");
+        assert_eq!((o.quick, o.warmup, o.steps, o.rounds, o.config.as_str()), (false, 2, 8, 2, DEFAULT_CONFIG));
+        let o = parse(&s(&["--quick"])).expect("quick");
+        assert_eq!((o.warmup, o.steps, o.rounds), (1, 3, 1));
+        let o = parse(&s(&["--quick", "--steps", "5", "--rounds", "3"])).expect("quick with steps");
+        assert_eq!((o.warmup, o.steps, o.rounds), (1, 5, 3));
+        assert!(parse(&s(&["--steps", "0"])).is_err());
+        assert!(parse(&s(&["--rounds", "0"])).is_err());
+        assert!(parse(&s(&["--steps"])).is_err());
+        assert!(parse(&s(&["--fast"])).is_err());
+    }
+
+    #[test]
+    fn best_round_is_the_fastest() {
+        let rounds = vec![json!({"clips_per_s": 9.0}), json!({"clips_per_s": 21.0}), json!({"clips_per_s": 20.0})];
+        assert_eq!(best(&rounds)["clips_per_s"], 21.0);
+        assert_eq!(best(&[]), Value::Null);
+    }
+
+    #[test]
+    fn table_has_both_sides_and_the_ratio() {
+        let doc = json!({
+            "config": "c.json", "batch_size": 64, "views": 2, "video_shape": [64, 3, 8, 32, 32],
+            "audio_shape": [64, 1, 40, 51], "params": 10, "cpu": "cpu", "threads": 2, "warmup": 1, "steps": 3,
+            "rounds": 2,
+            "burn": {"clips_per_s": 20.0, "median_step_ms": 3200.0, "rss_before_mib": 30.0, "peak_rss_mib": 700.0,
+                     "load_avg": ["1.0", "1.2"]},
+            "torch": {"torch": "2.9.0", "clips_per_s": 10.0, "median_step_ms": 6400.0, "rss_before_mib": 690.0,
+                      "peak_rss_mib": 1300.0, "load_avg": ["1.2", "1.1"]},
+            "burn_rounds": [{"clips_per_s": 20.0}, {"clips_per_s": 19.0}],
+            "torch_rounds": [{"clips_per_s": 8.0}, {"clips_per_s": 10.0}],
+            "ratio_clips_per_s": 2.0, "ratio_peak_rss": 0.54,
+        });
+        let t = table(&doc);
+        assert!(t.contains("| Burn (flex) | 20.0 | 20.0, 19.0 | 3200 | 30 | 700 | 670 | 1.0 -> 1.2 |"), "{t}");
+        assert!(t.contains("| PyTorch 2.9.0 | 10.0 | 8.0, 10.0 | 6400 | 690 | 1300 | 610 | 1.2 -> 1.1 |"), "{t}");
+        assert!(t.contains("throughput 2.00"), "{t}");
+    }
+}
