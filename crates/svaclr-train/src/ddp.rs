@@ -180,7 +180,7 @@ pub fn pretrain_ddp(
     // The model of device 0, initialised (or restored) exactly as a single-device run would, then forked.
     let first = devices[0].clone().autodiff();
     first.seed(cfg.seed);
-    let mut state = TrainState { step: 0, epoch: 0, batch: 0, config_hash: hash.clone() };
+    let mut state = TrainState { step: 0, epoch: 0, batch: 0, config_hash: hash.clone(), precise_bn: false };
     let mut base = cfg.model.init(&first)?;
     let mut optim_file = None;
     if let Some(dir) = existing {
@@ -314,6 +314,13 @@ pub fn pretrain_ddp(
         }
     }
     bar.finish_and_clear();
+    if cfg.run.precise_bn_batches > 0 && !state.precise_bn {
+        // Precise BN on device 0's replica (whole batches, as a single-device run does).
+        let r = &mut replicas[0];
+        r.model = crate::trainer::precise_bn(cfg, r.model.clone(), &loader, views, &r.device)?;
+        state.precise_bn = true;
+        checkpoint::save(run_dir, &r.model, &r.optim, &state, 2)?;
+    }
     let wall = loop_start.elapsed().as_secs_f64();
     let summary = PretrainSummary {
         steps: state.step,

@@ -162,7 +162,7 @@ const PRECISE_BN_EPOCH: u64 = 1 << 40;
 
 /// Re-estimate the BatchNorm running statistics of `model` from `cfg.run.precise_bn_batches` training batches
 /// (training-mode forwards, no optimiser step; see `svaclr_models::norm`).
-fn precise_bn(
+pub(crate) fn precise_bn(
     cfg: &PretrainConfig,
     mut model: AvModel,
     loader: &BatchLoader,
