@@ -41,7 +41,7 @@ pub use render::{RenderedClip, render_audio, render_background, render_video};
 pub use scene::{Background, ClipParams, Distractor, Family, Motion, Shape, event_times, object_at, sample_params};
 
 /// Version of the generator; bump whenever the same seed would produce different content.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 /// File describing a generated dataset.
 pub const INFO_FILE: &str = "synthav.json";
 /// Frames per second of every clip.

@@ -2,12 +2,16 @@
 //!
 //! Frames: a static background (base colour, linear gradient, maybe a distractor) with the moving object drawn
 //! anti-aliased from its signed distance function, plus per-pixel sensor noise. Audio: one event sound per motion
-//! event (timbre and pitch set by the family), coloured background noise, and a random overall gain.
+//! event (timbre and pitch set by the family), a quiet hum at the same pitch that swells to each event, coloured
+//! background noise, and a random overall gain.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::scene::{ClipParams, EVENT_GAIN_RANGE, EVENT_LOOKBACK_SECONDS, Family, Shape, event_times, object_at};
+
+/// Peak level of the hum relative to the loudest event (see [`render_audio`]).
+pub const HUM_GAIN: f64 = 0.15;
 
 /// RNG stream (of the clip's `noise_seed`) for the per-pixel noise.
 const VIDEO_NOISE_STREAM: u64 = 1;
@@ -262,6 +266,15 @@ pub fn render_audio(p: &ClipParams, samples: usize, sample_rate: u32) -> Vec<f32
     let event_peak = events.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     if event_peak > 0.0 {
         events.iter_mut().for_each(|v| *v /= event_peak);
+    }
+    // The hum: a quiet sustained tone at the clip's pitch whose loudness swells to each motion event and fades
+    // between them, so that every window of a clip carries its family (pitch) and rhythm, not only the windows
+    // that hold an event.
+    let per_cycle = f64::from(p.family.events_per_cycle());
+    for (i, v) in events.iter_mut().enumerate() {
+        let t = i as f64 / sr;
+        let swell = 0.5 + 0.5 * (std::f64::consts::TAU * (p.rate_hz * t + p.phase) * per_cycle).cos();
+        *v += HUM_GAIN * swell * (std::f64::consts::TAU * p.pitch_hz * t).sin();
     }
     // Coloured noise: white through a one-pole low-pass, scaled to the clip's RMS (relative to an event peak of 1).
     let c = f64::from(p.noise_smooth);

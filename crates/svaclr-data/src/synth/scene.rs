@@ -9,13 +9,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Object radius as a fraction of the frame's shorter side (uniform range). A nuisance.
-pub const SIZE_RANGE: (f32, f32) = (0.07, 0.13);
+pub const SIZE_RANGE: (f32, f32) = (0.12, 0.18);
 /// Bounce height (apex above the floor) as a fraction of the frame height.
 pub const BOUNCE_HEIGHT_RANGE: (f32, f32) = (0.30, 0.45);
 /// Orbit radius as a fraction of the frame's shorter side.
 pub const ORBIT_RADIUS_RANGE: (f32, f32) = (0.16, 0.26);
 /// Half-width of a sweep as a fraction of the frame width.
-pub const SWEEP_AMPLITUDE_RANGE: (f32, f32) = (0.18, 0.30);
+pub const SWEEP_AMPLITUDE_RANGE: (f32, f32) = (0.16, 0.26);
 /// Largest vertical travel of a sweep (it runs on a tilted line), fraction of the frame height.
 pub const SWEEP_TILT_MAX: f32 = 0.12;
 /// Relative size change of a pulse: the scale runs between `1 - depth` and `1 + depth`.
@@ -27,7 +27,7 @@ pub const BACKGROUND_RANGE: (f32, f32) = (0.1, 0.9);
 /// Largest colour change across the background gradient, per channel.
 pub const GRADIENT_MAX: f32 = 0.3;
 /// Probability that a clip has a static distractor shape in the background.
-pub const DISTRACTOR_PROBABILITY: f64 = 0.5;
+pub const DISTRACTOR_PROBABILITY: f64 = 0.25;
 /// Smallest Euclidean RGB distance (0..1 units) between the object (or distractor) and the background base colour.
 pub const MIN_CONTRAST: f32 = 0.35;
 /// Standard deviation of the per-pixel, per-frame sensor noise (0..1 units), uniform in this range.
