@@ -390,6 +390,19 @@ mod tests {
     }
 
     #[test]
+    fn the_libtorch_column_appears_with_tch_only() {
+        let r = json!({"kernel": "info_nce", "pass": "fwd", "n": 64, "v": 1, "d": 128, "rust_ms": 1.0, "tch_ms": 2.5});
+        let with = table(std::slice::from_ref(&r), true);
+        let without = table(&[r], false);
+        assert!(with.contains("burn LibTorch (ms)") && with.contains("| 2.500 |"), "{with}");
+        assert!(!without.contains("LibTorch") && !without.contains("2.500"), "{without}");
+        for t in [&with, &without] {
+            let cols: Vec<usize> = t.lines().map(|l| l.matches('|').count()).collect();
+            assert!(cols.iter().all(|&c| c == cols[0]), "ragged table:\n{t}");
+        }
+    }
+
+    #[test]
     fn regressions_need_both_share_and_noise_margin() {
         let rec = |ms: f64, lo: f64, hi: f64| {
             json!({"kernel": "info_nce", "pass": "fwd", "n": 64, "v": 1, "d": 128, "rust_ms": ms, "rust_ci_ms": [lo, hi]})

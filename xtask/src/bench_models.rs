@@ -169,3 +169,23 @@ fn table(rows: &[Value], iters: usize, threads: usize, torch: &str, load_start: 
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tch_columns_appear_with_tch_only() {
+        let row = json!({"case": "r3d_18:tiny:1,3,8,32,32", "params": 10, "burn_fwd_ms": 1.0, "torch_fwd_ms": 2.0,
+            "fwd_ratio": 0.5, "burn_fwd_bwd_ms": 3.0, "torch_fwd_bwd_ms": 4.0, "fwd_bwd_ratio": 0.75,
+            "tch_fwd_ms": 7.5, "tch_fwd_bwd_ms": 8.5});
+        let with = table(std::slice::from_ref(&row), 5, 2, "2.9.0", "0.1", "0.2", true);
+        let without = table(&[row], 5, 2, "2.9.0", "0.1", "0.2", false);
+        assert!(with.contains("burn tch-cpu fwd ms") && with.contains("| 7.5 |") && with.contains("| 8.5 |"), "{with}");
+        assert!(!without.contains("tch-cpu") && !without.contains("7.5"), "{without}");
+        for t in [&with, &without] {
+            let cols: Vec<usize> = t.lines().filter(|l| l.starts_with('|')).map(|l| l.matches('|').count()).collect();
+            assert!(cols.iter().all(|&c| c == cols[0]), "ragged table:\n{t}");
+        }
+    }
+}

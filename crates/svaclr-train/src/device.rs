@@ -148,16 +148,18 @@ pub struct LibTorchInfo {
 }
 
 /// LibTorch's version, location and visible CUDA devices; `None` when this build lacks the `tch` feature.
+#[cfg(feature = "tch")]
 pub fn libtorch_info() -> Option<LibTorchInfo> {
-    #[cfg(feature = "tch")]
-    {
-        Some(LibTorchInfo {
-            version: option_env!("SVACLR_LIBTORCH_VERSION").unwrap_or("unknown"),
-            lib_dir: option_env!("SVACLR_LIBTORCH_LIB").unwrap_or("unknown"),
-            cuda_devices: usize::try_from(tch::Cuda::device_count()).unwrap_or(0),
-        })
-    }
-    #[cfg(not(feature = "tch"))]
+    Some(LibTorchInfo {
+        version: option_env!("SVACLR_LIBTORCH_VERSION").unwrap_or("unknown"),
+        lib_dir: option_env!("SVACLR_LIBTORCH_LIB").unwrap_or("unknown"),
+        cuda_devices: usize::try_from(tch::Cuda::device_count()).unwrap_or(0),
+    })
+}
+
+/// LibTorch's version, location and visible CUDA devices; `None` when this build lacks the `tch` feature.
+#[cfg(not(feature = "tch"))]
+pub fn libtorch_info() -> Option<LibTorchInfo> {
     None
 }
 
