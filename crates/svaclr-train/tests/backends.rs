@@ -5,9 +5,9 @@
 //! (`ModelConfig::init_portable`, `svaclr_models::materialize`), because the two backends' random generators differ.
 //!
 //! Tolerances are float32's: every comparison is `max |tch - flex| <= rtol * max |flex|` (infinity norms), with rtol
-//! a few hundred times f32's epsilon (1.2e-7) for single operations and deep networks, whose kernels (flex's im2col
-//! + gemm vs oneDNN) sum in different orders. The measured errors, printed by each test, are far below the bounds
-//! (docs/backends.md lists them); a wrong kernel, layout or BatchNorm mode gives errors of order 1.
+//! about 100 (losses) to 1000 (deep networks) times f32's epsilon of 1.2e-7, because the backends' kernels (flex's
+//! im2col and gemm, LibTorch's oneDNN) sum in different orders; a wrong kernel, layout or BatchNorm mode gives errors
+//! of order 1. Each test prints its measured errors; docs/backends.md lists them.
 
 #![allow(deprecated)] // Device::libtorch() is marked deprecated upstream but supported.
 
