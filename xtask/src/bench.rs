@@ -1,4 +1,4 @@
-//! `cargo xtask bench loss [--quick] [--baseline NAME] [--save NAME]`: time the loss kernels against PyTorch.
+//! `cargo xtask bench loss [--quick] [--tch] [--baseline NAME] [--save NAME]`: time the loss kernels against PyTorch.
 //!
 //! 1. Runs the criterion benches of svaclr-loss (`crates/svaclr-loss/benches/loss.rs`) with `RAYON_NUM_THREADS=2`,
 //!    and reads each case's median and its 95% interval from criterion's own files
@@ -8,6 +8,8 @@
 //! 3. Writes `results/bench/loss.json` (one record per case: kernel, pass, n, v, d, rust_ms, torch_ms, ratio =
 //!    rust_ms / torch_ms, plus the interval and the composed-path time) and `results/bench/loss.md` (a table).
 //!
+//! `--tch` also times the losses on burn's LibTorch backend (CPU; the bench is then built with `--features tch`
+//! against the torch venv, `OMP_NUM_THREADS=2`) and adds a LibTorch column.
 //! `--quick` times a subset (the two kernels, both passes, three of the larger shapes) briefly: about a minute.
 //! `--save NAME` keeps the records as `results/bench/baselines/NAME.json`; `--baseline NAME` compares with such a
 //! file and flags regressions beyond noise (slower by more than 10% and by more than twice the width of the new
@@ -39,6 +41,7 @@ const REGRESSION_CI_WIDTHS: f64 = 2.0;
 
 struct Options {
     quick: bool,
+    tch: bool,
     baseline: Option<String>,
     save: Option<String>,
 }
@@ -46,18 +49,19 @@ struct Options {
 fn parse(args: &[String]) -> Result<Options> {
     let Some((what, rest)) = args.split_first() else {
         bail!(
-            "bench: which benchmark? usage: cargo xtask bench loss [--quick] [--baseline NAME] [--save NAME] | \
+            "bench: which benchmark? usage: cargo xtask bench loss [--quick] [--tch] [--baseline NAME] [--save NAME] | \
              bench pretrain [--quick] [--steps N]"
         );
     };
     if what != "loss" {
         bail!("bench: unknown benchmark '{what}' (known: loss, pretrain)");
     }
-    let mut o = Options { quick: false, baseline: None, save: None };
+    let mut o = Options { quick: false, tch: false, baseline: None, save: None };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--tch" => o.tch = true,
             "--baseline" | "--save" => {
                 let name = it.next().with_context(|| format!("bench: {a} needs a NAME"))?;
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -65,7 +69,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 }
                 if a == "--save" { o.save = Some(name.clone()) } else { o.baseline = Some(name.clone()) }
             }
-            other => bail!("bench: unknown option '{other}' (expected --quick, --baseline NAME, --save NAME)"),
+            other => bail!("bench: unknown option '{other}' (expected --quick, --tch, --baseline NAME, --save NAME)"),
         }
     }
     Ok(o)
@@ -91,6 +95,10 @@ impl Case {
     }
     fn composed_group(&self) -> Option<String> {
         (self.pass == "fwd_bwd").then(|| format!("{}_{}_composed", self.kernel, self.pass))
+    }
+    /// Criterion's group of the same loss on LibTorch (`--tch`).
+    fn tch_group(&self) -> String {
+        format!("{}_{}_tch", self.kernel, self.pass)
     }
 }
 
@@ -139,7 +147,7 @@ fn regex_escape_free(s: &str) -> bool {
     s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/')
 }
 
-fn run_criterion(cases: &[Case], quick: bool, home: &Path) -> Result<()> {
+fn run_criterion(cases: &[Case], quick: bool, tch: bool, home: &Path) -> Result<()> {
     // One anchored alternation of exact ids: fused cases plus the composed fwd_bwd counterparts.
     let mut ids: Vec<String> = Vec::new();
     for c in cases {
@@ -147,14 +155,21 @@ fn run_criterion(cases: &[Case], quick: bool, home: &Path) -> Result<()> {
         if let Some(g) = c.composed_group() {
             ids.push(format!("{g}/{}", c.id()));
         }
+        if tch {
+            ids.push(format!("{}/{}", c.tch_group(), c.id()));
+        }
     }
     debug_assert!(ids.iter().all(|i| regex_escape_free(i)));
     let filter = format!("^({})$", ids.join("|"));
     let (warm_up, measure) = if quick { ("0.3", "1") } else { ("1", "3") };
-    let mut cmd = util::cargo();
-    cmd.env("RAYON_NUM_THREADS", THREADS.to_string())
-        .env("CRITERION_HOME", home)
-        .args(["bench", "-p", "svaclr-loss", "--bench", "loss", "--"])
+    let features = tch.then_some("tch");
+    let mut cmd = util::cargo_for_features(features)?;
+    cmd.env("RAYON_NUM_THREADS", THREADS.to_string()).env("OMP_NUM_THREADS", THREADS.to_string()).env("CRITERION_HOME", home);
+    cmd.args(["bench", "-p", "svaclr-loss", "--bench", "loss"]);
+    if let Some(f) = features {
+        cmd.args(["--features", f]);
+    }
+    cmd.arg("--")
         .args(["--warm-up-time", warm_up, "--measurement-time", measure, "--noplot"]);
     if quick {
         cmd.args(["--sample-size", "10"]);
@@ -211,14 +226,17 @@ fn fmt_ms(x: Option<f64>) -> String {
     }
 }
 
-fn table(records: &[Value]) -> String {
-    let mut s = String::from(
-        "| kernel | pass | N | V | D | Rust fused (ms) | Rust composed (ms) | PyTorch (ms) | Rust / PyTorch |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
+/// The results table; with `tch` a column for burn's LibTorch backend (composed path) before PyTorch's.
+fn table(records: &[Value], tch: bool) -> String {
+    let mut s = String::from("| kernel | pass | N | V | D | Rust fused (ms) | Rust composed (ms) |");
+    s.push_str(if tch { " burn LibTorch (ms) |" } else { "" });
+    s.push_str(" PyTorch (ms) | Rust / PyTorch |\n|---|---|---:|---:|---:|---:|---:|");
+    s.push_str(if tch { "---:|" } else { "" });
+    s.push_str("---:|---:|\n");
     for r in records {
+        let tch_cell = if tch { format!(" {} |", fmt_ms(r["tch_ms"].as_f64())) } else { String::new() };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |{tch_cell} {} | {} |\n",
             r["kernel"].as_str().unwrap_or_default(),
             r["pass"].as_str().unwrap_or_default(),
             r["n"],
@@ -281,7 +299,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let home = criterion_home();
     // Only estimates written by this run count (criterion keeps older cases' files).
     let started = SystemTime::now() - std::time::Duration::from_secs(1);
-    run_criterion(&cases, opts.quick, &home)?;
+    run_criterion(&cases, opts.quick, opts.tch, &home)?;
     let torch = run_torch(&cases, opts.quick)?;
 
     let mut records = Vec::new();
@@ -294,10 +312,11 @@ pub fn run(args: &[String]) -> Result<()> {
         };
         let composed = c.composed_group().and_then(|g| criterion_estimate(&home, &g, &c.id(), started)).map(|e| e.0);
         let torch_ms = torch.as_ref().and_then(|(t, _)| t.get(&c.full_id()).copied());
+        let tch_ms = if opts.tch { criterion_estimate(&home, &c.tch_group(), &c.id(), started).map(|e| e.0) } else { None };
         records.push(json!({
             "kernel": c.kernel, "pass": c.pass, "n": c.n, "v": c.v, "d": c.d,
             "rust_ms": ms, "rust_ci_ms": [lo, hi], "composed_ms": composed,
-            "torch_ms": torch_ms, "ratio": torch_ms.map(|t| ms / t),
+            "torch_ms": torch_ms, "ratio": torch_ms.map(|t| ms / t), "tch_ms": tch_ms,
         }));
     }
     if !missing.is_empty() {
@@ -318,11 +337,12 @@ pub fn run(args: &[String]) -> Result<()> {
          `cargo xtask bench loss{}`: criterion medians (Rust, burn flex, f32, `RAYON_NUM_THREADS={THREADS}`) and \
          PyTorch {} medians (`torch.set_num_threads({THREADS})`, f32, `scripts/bench/loss_torch.py`) on {cpu}. \
          \"fwd\" is the loss alone; \"fwd_bwd\" adds the backward to za and zv. Ratio = Rust fused / PyTorch \
-         (below 1: Rust is faster). \"Rust composed\" is the same loss through ordinary Burn tensor ops.\n\n",
+         (below 1: Rust is faster). \"Rust composed\" is the same loss through ordinary Burn tensor ops{}.\n\n",
         if opts.quick { " --quick" } else { "" },
         torch.as_ref().map_or("(not run: no torch venv)".to_string(), |(_, v)| v.clone()),
+        if opts.tch { "; \"burn LibTorch\" is that composed loss on burn's LibTorch CPU backend (`--tch`, OMP_NUM_THREADS=2)" } else { "" },
     );
-    md.push_str(&table(&records));
+    md.push_str(&table(&records, opts.tch));
     if let Some(base) = &baseline {
         let (lines, compared) = compare(&records, base);
         let name = opts.baseline.as_deref().unwrap_or_default();
@@ -339,7 +359,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     fs::write(out_dir.join("loss.md"), &md)?;
-    print!("{}", table(&records));
+    print!("{}", table(&records, opts.tch));
     if let Some(name) = &opts.save {
         let dir = out_dir.join("baselines");
         fs::create_dir_all(&dir)?;
@@ -358,7 +378,8 @@ mod tests {
     fn options_parse() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let o = parse(&s(&["loss", "--quick", "--save", "main", "--baseline", "old-1"])).expect("valid");
-        assert!(o.quick);
+        assert!(o.quick && !o.tch);
+        assert!(parse(&s(&["loss", "--tch"])).expect("valid").tch);
         assert_eq!((o.save.as_deref(), o.baseline.as_deref()), (Some("main"), Some("old-1")));
         assert!(parse(&s(&["conv"])).is_err());
         assert!(parse(&s(&["loss", "--save"])).is_err());
@@ -374,6 +395,19 @@ mod tests {
         assert_eq!(c.full_id(), "soft_info_nce_fwd_bwd/n512_v2_d128");
         assert_eq!(c.composed_group().as_deref(), Some("soft_info_nce_fwd_bwd_composed"));
         assert!(cases(false).iter().all(|c| regex_escape_free(&c.full_id())));
+    }
+
+    #[test]
+    fn the_libtorch_column_appears_with_tch_only() {
+        let r = json!({"kernel": "info_nce", "pass": "fwd", "n": 64, "v": 1, "d": 128, "rust_ms": 1.0, "tch_ms": 2.5});
+        let with = table(std::slice::from_ref(&r), true);
+        let without = table(&[r], false);
+        assert!(with.contains("burn LibTorch (ms)") && with.contains("| 2.500 |"), "{with}");
+        assert!(!without.contains("LibTorch") && !without.contains("2.500"), "{without}");
+        for t in [&with, &without] {
+            let cols: Vec<usize> = t.lines().map(|l| l.matches('|').count()).collect();
+            assert!(cols.iter().all(|&c| c == cols[0]), "ragged table:\n{t}");
+        }
     }
 
     #[test]

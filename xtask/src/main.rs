@@ -5,6 +5,7 @@
 mod bench;
 mod bench_models;
 mod bench_pretrain;
+mod build;
 mod parity;
 mod reproduce;
 mod setup;
@@ -21,19 +22,25 @@ Tasks:
   reproduce table1 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
             [--dry-run] [--force] [--debug] [--features tch|cuda]
                             the main job: set-up, release build, then every row of the table -> results/table1.md
+  build [--debug] [--features tch|cuda]
+                            set-up, then build `svaclr` (release unless --debug); with tch, against the torch
+                            venv's LibTorch (created when missing); the binary finds LibTorch without LD_LIBRARY_PATH
   setup [--torch] [--mpi]   install the Debian packages the build needs (FFmpeg, libclang, fonts);
                             --torch also creates the PyTorch venv (torch 2.9.0) used by parity, bench and tch;
                             --mpi also installs Open MPI
   test                      setup, then the workspace tests, the CUDA type-check and the PyTorch parity checks
-  bench loss [--quick] [--save NAME] [--baseline NAME]
-                            loss kernels vs PyTorch; writes results/bench/loss.{json,md}
+  bench loss [--quick] [--tch] [--save NAME] [--baseline NAME]
+                            loss kernels vs PyTorch (--tch: also on burn's LibTorch backend);
+                            writes results/bench/loss.{json,md}
   bench pretrain [--quick] [--steps N] [--warmup N] [--rounds N] [--config FILE]
                             pre-training clips/s and peak memory, burn-flex vs PyTorch on the same network and
                             data shape (CPU preset); writes results/bench/pretrain.{json,md}
-  parity [--tol T] [--keep]  our r2plus1d_18 / r3d_18 / audio_resnet9 against torchvision: forward from .pth and
+  parity [--tol T] [--keep] [--features F]
+                            our r2plus1d_18 / r3d_18 / audio_resnet9 against torchvision: forward from .pth and
                             .safetensors, import/export round trip loaded by torchvision with strict=True
-  bench-models [--iters N] [--threads T] [--case ARCH:PRESET:SHAPE]
-                            encoder fwd and fwd+bwd times, burn-flex vs PyTorch; writes results/bench/models.*
+  bench-models [--iters N] [--threads T] [--tch] [--case ARCH:PRESET:SHAPE]
+                            encoder fwd and fwd+bwd times, burn-flex (--tch: and LibTorch) vs PyTorch;
+                            writes results/bench/models.*
   help                      this text
 
 Environment:
@@ -49,6 +56,7 @@ fn main() {
     };
     let result: Result<()> = match task {
         "setup" => setup::run(rest),
+        "build" => build::run(rest),
         "bench" => bench::run(rest),
         "bench-models" => bench_models::run(rest),
         "parity" => parity::run(rest),

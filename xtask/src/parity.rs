@@ -1,4 +1,4 @@
-//! `cargo xtask parity [--tol T] [--keep]`: our networks against torchvision, end to end.
+//! `cargo xtask parity [--tol T] [--keep] [--features F]`: our networks against torchvision, end to end.
 //!
 //! For each of r2plus1d_18, r3d_18 and audio_resnet9, and for two (seed, input shape) runs:
 //! 1. `scripts/reference/torchvision_video_reference.py generate` writes a randomly initialised torchvision model
@@ -53,6 +53,7 @@ pub fn python() -> Result<PathBuf> {
 pub fn run(args: &[String]) -> Result<()> {
     let mut tol = DEFAULT_TOL;
     let mut keep = false;
+    let mut features: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -61,11 +62,18 @@ pub fn run(args: &[String]) -> Result<()> {
                 tol = v.parse().with_context(|| format!("parity: --tol '{v}' is not a number"))?;
             }
             "--keep" => keep = true,
-            other => bail!("parity: unknown option '{other}' (expected --tol T, --keep)"),
+            "--features" => features = Some(it.next().context("parity: --features needs a value")?.clone()),
+            other => bail!("parity: unknown option '{other}' (expected --tol T, --keep, --features F)"),
         }
     }
     let py = python()?;
-    util::run(util::cargo().args(["build", "-p", "svaclr-cli"]))?;
+    // The same features as the caller's build (`cargo xtask test` passes its own), so this build reuses it.
+    let mut build = util::cargo_for_features(features.as_deref())?;
+    build.args(["build", "-p", "svaclr-cli"]);
+    if let Some(f) = &features {
+        build.args(["--features", f]);
+    }
+    util::run(&mut build)?;
     let svaclr = svaclr_binary(false);
     let root = util::root();
     let script = root.join(SCRIPT);

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::{setup, util};
+use crate::{parity, setup, util};
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some((table, rest)) = args.split_first() else {
@@ -33,7 +33,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     setup::run(&[])?;
-    let mut build = util::cargo();
+    let mut build = util::cargo_for_features(features.as_deref())?;
     build.args(["build", "-p", "svaclr-cli"]);
     if !debug {
         build.arg("--release");
@@ -42,7 +42,7 @@ pub fn run(args: &[String]) -> Result<()> {
         build.args(["--features", f]);
     }
     util::run(&mut build)?;
-    let bin = util::root().join("target").join(if debug { "debug" } else { "release" }).join("svaclr");
+    let bin = parity::svaclr_binary(!debug);
     let mut cmd = Command::new(bin);
     cmd.arg("reproduce").arg(table).args(&pass);
     util::run(&mut cmd)

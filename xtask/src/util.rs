@@ -68,3 +68,49 @@ pub fn torch_python() -> Option<PathBuf> {
         .unwrap_or(false);
     ok.then_some(py)
 }
+
+/// Whether a cargo `--features` list turns on LibTorch (`tch`, or `PKG/tch` for any package).
+pub fn wants_tch(features: &str) -> bool {
+    features.split([',', ' ']).any(|f| f == "tch" || f.ends_with("/tch"))
+}
+
+/// Make a cargo command build LibTorch code against the torch venv (creating the venv first when it is missing).
+///
+/// torch-sys finds LibTorch by running `python` when `VIRTUAL_ENV` is set and `LIBTORCH_USE_PYTORCH` is on, so the
+/// venv's bin goes first on PATH. Nothing is needed at run time: every svaclr executable built with `tch` carries
+/// the LibTorch directory as its run-time search path (build/torch_rpath.rs), so LD_LIBRARY_PATH is never set.
+pub fn with_torch_env(cmd: &mut Command) -> Result<()> {
+    crate::setup::ensure_torch_venv()?;
+    let venv = torch_venv_path();
+    let mut path = std::ffi::OsString::from(venv.join("bin"));
+    if let Some(old) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(old);
+    }
+    cmd.env("LIBTORCH_USE_PYTORCH", "1").env("VIRTUAL_ENV", &venv).env("PATH", path);
+    Ok(())
+}
+
+/// `cargo` with the torch environment when `features` asks for `tch`, plain otherwise.
+pub fn cargo_for_features(features: Option<&str>) -> Result<Command> {
+    let mut cmd = cargo();
+    if features.is_some_and(wants_tch) {
+        with_torch_env(&mut cmd)?;
+    }
+    Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tch_features_are_recognised() {
+        assert!(wants_tch("tch"));
+        assert!(wants_tch("svaclr-cli/tch,svaclr-cli/mpi"));
+        assert!(wants_tch("mpi tch"));
+        assert!(!wants_tch("cuda"));
+        assert!(!wants_tch("svaclr-cli/mpi"));
+        assert!(!wants_tch("notch"));
+    }
+}

@@ -18,7 +18,15 @@ fn info_runs_and_missing_backend_is_a_one_line_error() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("backends compiled in: flex"), "{text}");
-    if !cfg!(feature = "tch") {
+    if cfg!(feature = "tch") {
+        // The LibTorch the build linked, found at run time without LD_LIBRARY_PATH, and a real op on it.
+        assert!(text.contains("LibTorch:             2.9.0"), "{text}");
+        assert!(text.contains("CUDA device(s) visible to it"), "{text}");
+        let out = svaclr().args(["info", "--device", "tch-cpu"]).env_remove("LD_LIBRARY_PATH").output().expect("run svaclr");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("device check:         tch-cpu ok"));
+    } else {
+        assert!(text.contains("LibTorch:             not in this build"), "{text}");
         let out = svaclr().args(["info", "--device", "tch-cpu"]).output().expect("run svaclr");
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
@@ -87,6 +95,40 @@ fn kill_9_then_resume_continues_the_same_loss_curve() {
     let out = pretrain(&cut, true).output().expect("resume");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(losses(&cut), reference, "resumed curve must equal the uninterrupted one");
+}
+
+// What README tells a user to run after `cargo xtask build --features tch`: the smoke config on LibTorch's CPU device,
+// with no LD_LIBRARY_PATH (the binary carries LibTorch's directory as its run-time search path).
+#[cfg(feature = "tch")]
+#[test]
+fn pretrain_on_tch_cpu_without_a_library_path() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("synth");
+    let st = svaclr()
+        .args(["synth", "--preset", "small", "--clips", "64", "--seed", "5", "--out"])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .status()
+        .expect("synth");
+    assert!(st.success());
+    let run = tmp.path().join("run");
+    let out = svaclr()
+        .args(["pretrain", "--quiet", "--device", "tch-cpu", "--max-steps", "3", "--config"])
+        .arg(workspace().join("configs/pretrain/smoke.json"))
+        .arg("--manifest")
+        .arg(data.join("pretrain.jsonl"))
+        .arg("--out")
+        .arg(&run)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run svaclr");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let curve = losses(&run);
+    assert_eq!(curve.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(curve.iter().all(|(_, l)| l.is_finite() && *l > 0.0), "{curve:?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(summary["device"], "tch-cpu");
 }
 
 #[test]

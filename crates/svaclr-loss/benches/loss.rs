@@ -2,7 +2,10 @@
 //! N in {64, 256, 512}, V in {1, 2}, D in {128, 256}, on the fused kernel; forward+backward also on the composed
 //! tensor-op path (group suffix `_composed`) to show what the kernel buys.
 //!
-//! Ids: `<kernel>_<pass>[_composed]/n<N>_v<V>_d<D>`, e.g. `soft_info_nce_fwd_bwd/n512_v2_d128`; results land in
+//! With `--features tch` the same losses also run on LibTorch's CPU device (group suffix `_tch`; the composed path,
+//! the only one there), so the backends can be compared on this machine.
+//!
+//! Ids: `<kernel>_<pass>[_composed|_tch]/n<N>_v<V>_d<D>`, e.g. `soft_info_nce_fwd_bwd/n512_v2_d128`; results land in
 //! `target/criterion/<group>/<id>/new/estimates.json`. `cargo xtask bench loss` runs these and the PyTorch
 //! counterpart (`scripts/bench/loss_torch.py`) and writes `results/bench/loss.{json,md}`.
 //! Threads: rayon's global pool (set `RAYON_NUM_THREADS`; the xtask uses 2, like `torch.set_num_threads(2)`).
@@ -55,16 +58,31 @@ fn loss(kernel: Kernel, x: &Inputs, path: KernelPath) -> Tensor<1> {
     r.expect("benchmark inputs are valid")
 }
 
+/// The (device, pass, path, group suffix) runs: flex's fused kernel both passes, flex's composed path fwd+bwd, and
+/// with `tch` LibTorch's CPU device both passes.
+#[allow(deprecated)] // Device::libtorch() is marked deprecated upstream but supported.
+fn runs() -> Vec<(Device, &'static str, KernelPath, &'static str)> {
+    let flex = Device::flex();
+    #[allow(unused_mut)]
+    let mut runs = vec![
+        (flex.clone(), "fwd", KernelPath::Fused, ""),
+        (flex.clone(), "fwd_bwd", KernelPath::Fused, ""),
+        (flex, "fwd_bwd", KernelPath::Composed, "_composed"),
+    ];
+    #[cfg(feature = "tch")]
+    runs.extend([
+        (Device::libtorch(), "fwd", KernelPath::Auto, "_tch"),
+        (Device::libtorch(), "fwd_bwd", KernelPath::Auto, "_tch"),
+    ]);
+    runs
+}
+
 fn benches(c: &mut Criterion) {
-    let plain = Device::flex();
-    let autodiff = Device::flex().autodiff();
-    plain.seed(7);
     for kernel in [Kernel::InfoNce, Kernel::SoftInfoNce] {
-        for (pass, path, suffix) in [
-            ("fwd", KernelPath::Fused, ""),
-            ("fwd_bwd", KernelPath::Fused, ""),
-            ("fwd_bwd", KernelPath::Composed, "_composed"),
-        ] {
+        for (device, pass, path, suffix) in runs() {
+            let plain = device.clone();
+            let autodiff = device.autodiff();
+            plain.seed(7);
             let mut group = c.benchmark_group(format!("{}_{pass}{suffix}", kernel.name()));
             for n in NS {
                 for v in VS {

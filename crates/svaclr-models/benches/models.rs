@@ -1,11 +1,13 @@
 //! Forward and forward+backward timings of the encoders on burn-flex (the Rust half of `cargo xtask bench-models`).
 //!
 //!     cargo bench -p svaclr-models --bench models -- [--case ARCH:PRESET:B,C,...]... [--iters N] [--json PATH]
+//!         [--device flex|tch-cpu]
 //!
 //! ARCH is r2plus1d_18, r3d_18 or audio_resnet9 (the encoders, without fc); PRESET full, small or tiny. "fwd" is an
 //! inference pass (BatchNorm on running statistics, no autodiff); "fwd_bwd" is a training pass (batch statistics)
 //! plus the backward of the features' sum. Each reports the median of N timed iterations after one warm-up.
-//! Thread count: the rayon pool (set RAYON_NUM_THREADS).
+//! Thread count: the rayon pool (set RAYON_NUM_THREADS); LibTorch's pool (set OMP_NUM_THREADS). `--device tch-cpu`
+//! (burn's LibTorch backend on the CPU) needs `--features tch`.
 
 use std::time::Instant;
 
@@ -53,9 +55,21 @@ fn median_ms(mut f: impl FnMut(), iters: usize) -> f64 {
     t[t.len() / 2]
 }
 
+/// The device named by `--device`.
+#[allow(deprecated)] // Device::libtorch() is marked deprecated upstream but supported.
+fn device(name: &str) -> Result<Device, String> {
+    match name {
+        "flex" => Ok(Device::flex()),
+        #[cfg(feature = "tch")]
+        "tch-cpu" => Ok(Device::libtorch()),
+        #[cfg(not(feature = "tch"))]
+        "tch-cpu" => Err("--device tch-cpu needs `--features tch`".into()),
+        other => Err(format!("unknown --device '{other}' (flex, tch-cpu)")),
+    }
+}
+
 /// Features of the case's encoder: returns (params, fwd_ms, fwd_bwd_ms).
-fn bench(case: &Case, iters: usize) -> (usize, f64, f64) {
-    let plain = Device::flex();
+fn bench(case: &Case, iters: usize, plain: Device) -> (usize, f64, f64) {
     let train = plain.clone().autodiff();
     plain.seed(0);
     macro_rules! time {
@@ -82,18 +96,27 @@ fn main() {
     let mut cases = Vec::new();
     let mut iters = DEFAULT_ITERS;
     let mut json_path = None;
+    let mut device_name = "flex".to_string();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--case" => cases.push(it.next().cloned().unwrap_or_default()),
             "--iters" => iters = it.next().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_ITERS).max(1),
             "--json" => json_path = it.next().cloned(),
+            "--device" => device_name = it.next().cloned().unwrap_or_default(),
             _ => {} // cargo passes --bench; filters are not supported
         }
     }
     if cases.is_empty() {
         cases = DEFAULT_CASES.iter().map(|s| s.to_string()).collect();
     }
+    let dev = match device(&device_name) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     let mut rows = Vec::new();
     for spec in &cases {
         let case = match parse_case(spec) {
@@ -103,10 +126,10 @@ fn main() {
                 std::process::exit(2);
             }
         };
-        let (params, fwd, fwd_bwd) = bench(&case, iters);
-        println!("{spec:<36} params {params:>10}  fwd {fwd:>10.2} ms  fwd+bwd {fwd_bwd:>10.2} ms");
+        let (params, fwd, fwd_bwd) = bench(&case, iters, dev.clone());
+        println!("{device_name:<8} {spec:<36} params {params:>10}  fwd {fwd:>10.2} ms  fwd+bwd {fwd_bwd:>10.2} ms");
         rows.push(format!(
-            "{{\"case\":\"{spec}\",\"params\":{params},\"fwd_ms\":{fwd:.4},\"fwd_bwd_ms\":{fwd_bwd:.4},\"iters\":{iters},\"threads\":{}}}",
+            "{{\"case\":\"{spec}\",\"device\":\"{device_name}\",\"params\":{params},\"fwd_ms\":{fwd:.4},\"fwd_bwd_ms\":{fwd_bwd:.4},\"iters\":{iters},\"threads\":{}}}",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(
                 std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX)
             )

@@ -83,6 +83,15 @@ impl ModelConfig {
         let (map_video, map_audio) = self.affinity().init(device)?;
         Ok(AvModel { video, audio, proj_video, proj_audio, map_video, map_audio })
     }
+
+    /// Build the model with fresh weights drawn on the flex CPU device (seed it with `Device::flex().seed(s)`) and
+    /// then moved to `device` ready for training, so that one seed gives the same initial weights on every backend
+    /// (their random generators differ). On flex this is [`ModelConfig::init`] with every parameter drawn up front.
+    pub fn init_portable(&self, device: &Device) -> Result<AvModel, ModelError> {
+        let model = self.init(&Device::flex().autodiff())?;
+        crate::materialize(&model);
+        Ok(model.fork(device))
+    }
 }
 
 /// Video encoder, audio encoder, their projectors and cross-affinity maps.

@@ -63,3 +63,18 @@ pub fn count_parameters<M: Module>(module: &M) -> usize {
     module.visit(&mut counter);
     counter.total
 }
+
+/// Draw every parameter that is still lazily initialised, in visiting order.
+///
+/// Burn initialises a parameter at its first use, on the device it is used on. Call this before
+/// [`Module::fork`]-ing a module to another backend so that its weights come from this device's random generator
+/// (each backend has its own: the same seed gives different draws on flex and on LibTorch).
+pub fn materialize<M: Module>(module: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+}

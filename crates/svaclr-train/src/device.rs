@@ -136,7 +136,35 @@ pub fn compiled_backends() -> Vec<&'static str> {
     v
 }
 
-/// Devices this build can see: always the flex CPU device, plus CUDA devices when compiled in.
+/// What this build knows about LibTorch (feature `tch`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LibTorchInfo {
+    /// LibTorch's version as built against, e.g. `2.9.0+cu128` (read from the installation at build time).
+    pub version: &'static str,
+    /// The directory the executables load LibTorch from (written into them as a run-time search path).
+    pub lib_dir: &'static str,
+    /// CUDA devices LibTorch can use (`torch.cuda.device_count()`); 0 on a CPU-only machine.
+    pub cuda_devices: usize,
+}
+
+/// LibTorch's version, location and visible CUDA devices; `None` when this build lacks the `tch` feature.
+#[cfg(feature = "tch")]
+pub fn libtorch_info() -> Option<LibTorchInfo> {
+    Some(LibTorchInfo {
+        version: option_env!("SVACLR_LIBTORCH_VERSION").unwrap_or("unknown"),
+        lib_dir: option_env!("SVACLR_LIBTORCH_LIB").unwrap_or("unknown"),
+        cuda_devices: usize::try_from(tch::Cuda::device_count()).unwrap_or(0),
+    })
+}
+
+/// LibTorch's version, location and visible CUDA devices; `None` when this build lacks the `tch` feature.
+#[cfg(not(feature = "tch"))]
+pub fn libtorch_info() -> Option<LibTorchInfo> {
+    None
+}
+
+/// Devices this build can see: always the flex CPU device, plus CUDA devices (CubeCL's, LibTorch's) when compiled
+/// in.
 pub fn visible_devices() -> Vec<String> {
     #[allow(unused_mut)]
     let mut v = vec!["flex (CPU)".to_string()];
@@ -148,8 +176,10 @@ pub fn visible_devices() -> Vec<String> {
             v.push(format!("cuda:{i}"));
         }
     }
-    #[cfg(feature = "tch")]
-    v.push("tch-cpu (LibTorch)".to_string());
+    if let Some(torch) = libtorch_info() {
+        v.push("tch-cpu (LibTorch)".to_string());
+        v.extend((0..torch.cuda_devices).map(|i| format!("tch-cuda:{i}")));
+    }
     v
 }
 

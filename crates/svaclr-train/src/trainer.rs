@@ -224,8 +224,10 @@ pub fn pretrain(
     let total_steps = cfg.run.max_steps.unwrap_or(usize::MAX).min(cfg.schedule.epochs * steps_per_epoch);
 
     let train_device = device.clone().autodiff();
+    // Weights are drawn on flex and moved, so a seed means the same initial model on every backend.
+    Device::flex().seed(cfg.seed);
     train_device.seed(cfg.seed);
-    let mut model = cfg.model.init(&train_device)?;
+    let mut model = cfg.model.init_portable(&train_device)?;
     let mut optim = build_optimizer(cfg);
     let mut state = TrainState { step: 0, epoch: 0, batch: 0, config_hash: hash.clone(), precise_bn: false };
     if let Some(dir) = existing {

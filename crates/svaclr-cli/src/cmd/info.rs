@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use burn::prelude::*;
-use svaclr_train::device::{compiled_backends, parse_device, visible_devices};
+use svaclr_train::device::{compiled_backends, libtorch_info, parse_device, visible_devices};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,12 +27,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let backends = compiled_backends();
     let devices = visible_devices();
+    let torch = libtorch_info();
     if args.json {
         let v = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "backends": backends,
             "devices": devices,
             "threads": threads,
+            "libtorch": torch.as_ref().map(|t| serde_json::json!({
+                "version": t.version, "lib_dir": t.lib_dir, "cuda_devices": t.cuda_devices,
+            })),
             "checked_device": checked,
         });
         println!("{}", serde_json::to_string_pretty(&v).context("serialising info")?);
@@ -40,6 +44,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("svaclr {}", env!("CARGO_PKG_VERSION"));
         println!("backends compiled in: {}", backends.join(", "));
         println!("devices found:        {}", devices.join(", "));
+        match &torch {
+            Some(t) => println!(
+                "LibTorch:             {} from {} ({} CUDA device(s) visible to it)",
+                t.version, t.lib_dir, t.cuda_devices
+            ),
+            None => println!("LibTorch:             not in this build (feature `tch` off; see docs/backends.md)"),
+        }
         println!("CPU threads (rayon):  {threads} (set RAYON_NUM_THREADS to change)");
         if let Some(d) = checked {
             println!("device check:         {d} ok");
