@@ -1,6 +1,6 @@
-//! `cargo xtask test`: the command CI runs. Set-up (Debian packages and the PyTorch venv), the workspace tests
-//! (the smoke reproduction of Table 1 among them), the CUDA type-check, the torchvision parity checks, and the loss
-//! benchmark's quick mode (printed, never failed on speed).
+//! `cargo xtask test`: the command CI runs. Set-up (Debian packages, Open MPI and the PyTorch venv), the workspace
+//! tests (the smoke reproduction of Table 1 and the MPI tests among them), the CUDA type-check, the torchvision parity
+//! checks, and the loss benchmark's quick mode (printed, never failed on speed).
 
 use anyhow::Result;
 
@@ -10,9 +10,10 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(a) = args.first() {
         anyhow::bail!("test: unknown option '{a}'");
     }
-    setup::run(&["--torch".to_string()])?;
-    // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden.
-    util::run(util::cargo().args(["test", "--workspace"]))?;
+    setup::run(&["--torch".to_string(), "--mpi".to_string()])?;
+    // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden. With the
+    // `mpi` feature the multi-process tests (crates/svaclr-cli/tests/mpi.rs) launch `mpirun -np 2`.
+    util::run(util::cargo().args(["test", "--workspace", "--features", "svaclr-cli/mpi"]))?;
     // Keep the CUDA path compiling: burn's cuda backend cannot be linked here (its build downloads LLVM), but with
     // DOCS_RS set its build scripts skip the download and everything type-checks.
     util::run(util::cargo().env("DOCS_RS", "1").args(["check", "-p", "svaclr-cli", "--features", "cuda"]))?;

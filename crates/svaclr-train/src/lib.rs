@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod metrics;
 pub mod plot;
@@ -19,4 +20,4 @@ pub use checkpoint::load_pretrained;
 pub use config::{OptimConfig, PretrainConfig, RunConfig, ScheduleConfig};
 pub use device::{DeviceError, DeviceSpec, parse_device};
 pub use error::TrainError;
-pub use trainer::{PretrainOptions, PretrainSummary, pretrain, read_metrics};
+pub use trainer::{PretrainOptions, PretrainSummary, pretrain, pretrain_on, read_metrics};
