@@ -252,7 +252,11 @@ mod with_mpi {
         let _job = one_job_at_a_time();
         let tmp = tempfile::tempdir().expect("tempdir");
         let manifest = synth();
-        let cfg = smoke_config(tmp.path(), &manifest, |v| v["run"]["max_steps"] = 500.into());
+        let cfg = smoke_config(tmp.path(), &manifest, |v| {
+            // Far longer than the test waits: 2 steps per epoch x 250 epochs.
+            v["schedule"]["epochs"] = 250.into();
+            v["run"]["max_steps"] = 500.into();
+        });
         let run = tmp.path().join("run");
         let mut c = mpirun(2);
         c.arg("--config").arg(&cfg).arg("--out").arg(&run);
