@@ -197,10 +197,10 @@ fn frozen_norm_makes_each_clip_independent_of_its_batch_and_still_trains_gamma()
     assert!(batch_gap > 1e-3, "batch statistics should couple the clips of a batch (gap {batch_gap})");
     assert!(frozen_gap < 1e-5, "frozen norm: a clip's output depends on its batch (gap {frozen_gap})");
     let grads = out.sum().backward();
-    let gamma = frozen.audio.bn1.gamma.val().grad(&grads).expect("gamma of a frozen BatchNorm still trains");
+    let gamma = frozen.proj_video.bn.gamma.val().grad(&grads).expect("gamma of a frozen BatchNorm still trains");
     assert!(gamma.abs().sum().into_scalar::<f32>() > 0.0);
     // The running statistics stay as initialised.
-    let mean = frozen.audio.bn1.running_mean.value().inner();
+    let mean = frozen.proj_video.bn.running_mean.value().inner();
     assert_eq!(mean.abs().sum().into_scalar::<f32>(), 0.0);
 }
 

@@ -102,8 +102,8 @@ impl std::str::FromStr for DistributedMode {
 }
 
 /// Environment variables through which MPI launchers announce the job's size before MPI is initialised: Open MPI's
-/// mpirun, and PMI (MPICH, Intel MPI, `srun --mpi=pmi2`).
-pub const SIZE_VARIABLES: &[&str] = &["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"];
+/// mpirun, and PMI launchers (MPICH's Hydra, Intel MPI). Other launchers need `--distributed mpi`.
+pub const SIZE_VARIABLES: &[&str] = &["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"];
 
 /// The job size the environment announces (the first of [`SIZE_VARIABLES`] that is set and parses), with the name of
 /// the variable.
