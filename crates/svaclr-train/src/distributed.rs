@@ -183,9 +183,8 @@ mod mpi_impl {
 
     impl Mpi {
         pub fn init() -> Result<Self, TrainError> {
-            let universe = mpi::initialize().ok_or_else(|| {
-                TrainError::Distributed("MPI was already initialised in this process".into())
-            })?;
+            let universe = mpi::initialize()
+                .ok_or_else(|| TrainError::Distributed("MPI was already initialised in this process".into()))?;
             let world = universe.world();
             Ok(Self { world, _universe: universe })
         }
