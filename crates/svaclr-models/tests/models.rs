@@ -13,8 +13,8 @@ use svaclr_models::affinity::{AffinityMapConfig, AffinityMapKind};
 use svaclr_models::video_resnet::{R2Plus1dStem, VideoStem};
 use svaclr_models::weights::{self, BURN_TO_TORCHVISION, TORCHVISION_TO_BURN};
 use svaclr_models::{
-    AudioEncoderConfig, ClassifierConfig, ModelConfig, ModelError, NormMode, SizePreset, TorchvisionArch, TorchvisionNet,
-    VideoArch, VideoEncoderConfig, VideoResNetConfig, count_parameters,
+    AudioEncoderConfig, ClassifierConfig, ModelConfig, ModelError, NormMode, SizePreset, TorchvisionArch,
+    TorchvisionNet, VideoArch, VideoEncoderConfig, VideoResNetConfig, count_parameters,
 };
 
 fn dev() -> Device {

@@ -183,7 +183,8 @@ fn step_gradients(
     let local = |parts: &[ViewOutputs], f: fn(&ViewOutputs) -> Tensor<3>| {
         Tensor::cat(parts.iter().map(|p| f(p).detach()).collect(), 1)
     };
-    let leaf = |t: Tensor<3>| -> Result<Tensor<3>, TrainError> { Ok(distributed::gather_clips(comm, t)?.require_grad()) };
+    let leaf =
+        |t: Tensor<3>| -> Result<Tensor<3>, TrainError> { Ok(distributed::gather_clips(comm, t)?.require_grad()) };
     let whole = ViewOutputs {
         za: leaf(local(&parts, |p| p.za.clone()))?,
         zv: leaf(local(&parts, |p| p.zv.clone()))?,
@@ -283,8 +284,8 @@ pub fn pretrain_on(
 
     let manifest = Manifest::load(&cfg.manifest)?;
     let dataset = Arc::new(ClipDataset::new(&manifest, cfg.split.as_deref(), cfg.data.clone())?);
-    let loader =
-        BatchLoader::new(dataset.clone(), cfg.run.batch_size / world, cfg.seed, cfg.run.workers, 2).sharded(rank, world);
+    let per_rank = cfg.run.batch_size / world;
+    let loader = BatchLoader::new(dataset.clone(), per_rank, cfg.seed, cfg.run.workers, 2).sharded(rank, world);
     let steps_per_epoch = loader.batches_per_epoch();
     if steps_per_epoch == 0 {
         return Err(TrainError::Other(format!(

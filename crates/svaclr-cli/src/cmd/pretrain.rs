@@ -84,7 +84,8 @@ fn train(args: Args, comm: &dyn Collective) -> anyhow::Result<()> {
     }
     let procs = if comm.size() > 1 { format!(" x {} processes", comm.size()) } else { String::new() };
     println!(
-        "pre-trained {} steps ({} epochs) on {}{procs} in {:.1} s: loss {} -> {}, positive top-1 {}, {:.1} clips/s; run in {}",
+        "pre-trained {} steps ({} epochs) on {}{procs} in {:.1} s: loss {} -> {}, positive top-1 {}, {:.1} clips/s; \
+         run in {}",
         s.steps,
         s.epochs,
         s.device,
