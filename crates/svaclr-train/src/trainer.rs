@@ -263,7 +263,7 @@ pub fn pretrain_on(
     let hash = cfg.hash();
     let (rank, world) = (comm.rank(), comm.size());
     let is_root = rank == 0;
-    if cfg.run.batch_size % (world * cfg.run.micro_batches) != 0 {
+    if !cfg.run.batch_size.is_multiple_of(world * cfg.run.micro_batches) {
         return Err(TrainError::Distributed(format!(
             "run.batch_size = {} is not divisible by {world} processes x run.micro_batches = {}",
             cfg.run.batch_size, cfg.run.micro_batches
