@@ -1,6 +1,6 @@
-//! `cargo xtask test`: the command CI runs. Set-up (Debian packages and the PyTorch venv), the workspace tests
-//! (the smoke reproduction of Table 1 and the flex/LibTorch agreement tests among them), the CUDA type-check, the
-//! torchvision parity checks, and the loss benchmark's quick mode (printed, never failed on speed).
+//! `cargo xtask test`: the command CI runs. Set-up (Debian packages, Open MPI and the PyTorch venv), the workspace
+//! tests (the smoke reproduction of Table 1, the flex/LibTorch agreement tests and the MPI tests among them), the CUDA
+//! type-check, the torchvision parity checks, and the loss benchmark's quick mode (printed, never failed on speed).
 
 use anyhow::Result;
 
@@ -8,14 +8,15 @@ use crate::{bench, parity, setup, util};
 
 /// The optional features CI turns on, all in one build of the workspace: building again with another feature set
 /// would recompile Burn and everything above it. `tch` builds against the torch venv's LibTorch.
-const FEATURES: &str = "svaclr-cli/tch";
+const FEATURES: &str = "svaclr-cli/tch,svaclr-cli/mpi";
 
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(a) = args.first() {
         anyhow::bail!("test: unknown option '{a}'");
     }
-    setup::run(&["--torch".to_string()])?;
-    // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden.
+    setup::run(&["--torch".to_string(), "--mpi".to_string()])?;
+    // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden. With the
+    // `mpi` feature the multi-process tests (crates/svaclr-cli/tests/mpi.rs) launch `mpirun -np 2`.
     let mut test = util::cargo_for_features(Some(FEATURES))?;
     util::run(test.args(["test", "--workspace", "--features", FEATURES]))?;
     // Keep the CUDA path compiling: burn's cuda backend cannot be linked here (its build downloads LLVM), but with

@@ -60,7 +60,7 @@ fn main() {
 
 /// One line: the chain of causes joined with ": ", never a backtrace. Library errors already include their cause in
 /// their own message, so a cause whose text is already there is not repeated.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();

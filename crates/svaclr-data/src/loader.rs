@@ -124,8 +124,23 @@ pub fn epoch_order(seed: u64, epoch: u64, len: usize) -> Vec<usize> {
     order
 }
 
-fn build_batch(dataset: &ClipDataset, order: &[usize], batch: usize, batch_size: usize, epoch: u64, seed: u64) -> Result<HostBatch, DataError> {
-    let indices = &order[batch * batch_size..(batch + 1) * batch_size];
+/// Where this process' part of a global batch starts: `shard = (rank, world)` splits each global batch of
+/// `batch_size * world` consecutive entries of the epoch order into `world` consecutive parts.
+fn part_start(batch: usize, batch_size: usize, (rank, world): (usize, usize)) -> usize {
+    (batch * world + rank) * batch_size
+}
+
+fn build_batch(
+    dataset: &ClipDataset,
+    order: &[usize],
+    batch: usize,
+    batch_size: usize,
+    shard: (usize, usize),
+    epoch: u64,
+    seed: u64,
+) -> Result<HostBatch, DataError> {
+    let start = part_start(batch, batch_size, shard);
+    let indices = &order[start..start + batch_size];
     let mut samples = Vec::with_capacity(batch_size);
     for &i in indices {
         let s = dataset.train_sample(i, epoch, seed).map_err(|e| DataError::Sample {
@@ -142,6 +157,12 @@ fn build_batch(dataset: &ClipDataset, order: &[usize], batch: usize, batch_size:
 /// assembled by `workers` threads with a bounded prefetch queue, delivered IN ORDER; drop_last.
 /// `start_batch` skips ahead for resume.
 ///
+/// Sharded ([`BatchLoader::sharded`]) for data-parallel training over `world` processes, batch `b` of rank `r` is
+/// entries `(b*world + r)*batch_size ..` of the epoch order: the `world` ranks' batches `b` together are the global
+/// batch `b` of a single process with a batch of `batch_size * world` (same clips, same order, same augmentation), no
+/// clip is in two ranks' batches in an epoch, and every rank has the same number of batches (the last
+/// `len % (batch_size * world)` clips of the epoch order are dropped, as a single process drops them).
+///
 /// Worker `w` builds batches `start + w, start + w + workers, ...` and hands them over through its own bounded
 /// channel of `ceil(prefetch / workers)` (at least 1) finished batches; the consumer reads the channels round
 /// robin, so order never depends on timing. `workers == 0` builds batches on the calling thread.
@@ -152,17 +173,27 @@ pub struct BatchLoader {
     seed: u64,
     workers: usize,
     prefetch: usize,
+    /// (rank, world) of data-parallel training; (0, 1) for one process.
+    shard: (usize, usize),
 }
 
 impl BatchLoader {
     /// A loader over `dataset`; a `batch_size` of 0 is treated as 1.
     pub fn new(dataset: Arc<ClipDataset>, batch_size: usize, seed: u64, workers: usize, prefetch: usize) -> Self {
-        Self { dataset, batch_size: batch_size.max(1), seed, workers, prefetch }
+        Self { dataset, batch_size: batch_size.max(1), seed, workers, prefetch, shard: (0, 1) }
     }
 
-    /// Full batches per epoch (the remainder is dropped).
+    /// This loader's share for process `rank` of `world` (`batch_size` is then the per-process batch); see the type's
+    /// documentation. `world` 0 is treated as 1 and `rank` must be below it.
+    pub fn sharded(mut self, rank: usize, world: usize) -> Self {
+        let world = world.max(1);
+        self.shard = (rank.min(world - 1), world);
+        self
+    }
+
+    /// Full batches per epoch (the remainder is dropped; sharded: full global batches).
     pub fn batches_per_epoch(&self) -> usize {
-        self.dataset.len() / self.batch_size
+        self.dataset.len() / (self.batch_size * self.shard.1)
     }
 
     /// The dataset.
@@ -182,7 +213,7 @@ impl BatchLoader {
             for w in 0..self.workers.min(end - start) {
                 let (tx, rx) = sync_channel::<Result<HostBatch, DataError>>(cap);
                 let (dataset, order_w, stop_w) = (Arc::clone(&self.dataset), Arc::clone(&order), Arc::clone(&stop));
-                let (bs, seed, step) = (self.batch_size, self.seed, self.workers);
+                let (bs, seed, step, shard) = (self.batch_size, self.seed, self.workers, self.shard);
                 let join = std::thread::Builder::new()
                     .name(format!("svaclr-loader-{w}"))
                     .spawn(move || {
@@ -190,7 +221,7 @@ impl BatchLoader {
                             if stop_w.load(Ordering::Relaxed) {
                                 break;
                             }
-                            let r = build_batch(&dataset, &order_w, b, bs, epoch, seed);
+                            let r = build_batch(&dataset, &order_w, b, bs, shard, epoch, seed);
                             if tx.send(r).is_err() {
                                 break;
                             }
@@ -245,7 +276,7 @@ impl Iterator for EpochIter<'_> {
                 _ => Err(DataError::Batch(format!("loader worker {w} stopped before batch {b} (it panicked)"))),
             });
         }
-        Some(build_batch(&l.dataset, &self.order, b, l.batch_size, self.epoch, l.seed))
+        Some(build_batch(&l.dataset, &self.order, b, l.batch_size, l.shard, self.epoch, l.seed))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -331,5 +362,21 @@ mod tests {
         assert_eq!(a, epoch_order(5, 2, 100));
         assert_ne!(a, epoch_order(5, 3, 100));
         assert_ne!(a, epoch_order(6, 2, 100));
+    }
+
+    #[test]
+    fn shards_split_each_global_batch_without_overlap() {
+        // 3 ranks x 4 clips: global batch b is entries 12b..12b+12 of the order, rank r has the r-th third of it...
+        let (bs, world) = (4, 3);
+        let mut seen = Vec::new();
+        for b in 0..2 {
+            for r in 0..world {
+                let s = part_start(b, bs, (r, world));
+                assert_eq!(s, b * bs * world + r * bs);
+                seen.extend(s..s + bs);
+            }
+        }
+        // ...so ranks in rank order cover the single-process batches exactly once.
+        assert_eq!(seen, (0..2 * bs * world).collect::<Vec<_>>());
     }
 }

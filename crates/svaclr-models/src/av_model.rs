@@ -1,6 +1,7 @@
 //! The two-tower model SvaCLR pre-trains: video encoder f, audio encoder g, projectors h_v, h_a and the
 //! cross-affinity maps l (paper Sec. 2, Fig. 2).
 
+use burn::module::ParamGroup;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,31 @@ pub struct ModelConfig {
     pub proj_dim: usize,
     /// Mapping l of the cross-affinity module: `"identity"` (the paper's), `"linear"` or `"mlp"`.
     pub affinity_map: AffinityMapKind,
+    /// BatchNorm in training: `"batch"` (the default and the paper's; may be left out) or `"frozen"`.
+    #[serde(default, skip_serializing_if = "NormMode::is_batch")]
+    pub norm: NormMode,
+}
+
+/// How every BatchNorm of an [`AvModel`] behaves while training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormMode {
+    /// Batch statistics while training, running averages in inference (the paper's).
+    #[default]
+    Batch,
+    /// Every BatchNorm normalises with its running statistics (as in inference: mean 0 and variance 1 as
+    /// initialised) and never updates them; its scale and shift still train. Each clip's output then depends on that
+    /// clip alone, not on the rest of its batch, which is what a test needs to compare runs that split a batch
+    /// differently (one process with batch B against P processes with B/P each, docs/distributed.md). Not for real
+    /// pre-training.
+    Frozen,
+}
+
+impl NormMode {
+    /// The default (kept out of serialised configs so that their hashes do not change).
+    pub fn is_batch(&self) -> bool {
+        *self == NormMode::Batch
+    }
 }
 
 impl ModelConfig {
@@ -45,6 +71,7 @@ impl ModelConfig {
             proj_hidden: preset.feature_dim(),
             proj_dim: DEFAULT_PROJ_DIM,
             affinity_map: AffinityMapKind::Identity,
+            norm: NormMode::Batch,
         }
     }
 
@@ -81,7 +108,15 @@ impl ModelConfig {
         let proj_video = self.projector(video.feature_dim()).init(device)?;
         let proj_audio = self.projector(audio.feature_dim()).init(device)?;
         let (map_video, map_audio) = self.affinity().init(device)?;
-        Ok(AvModel { video, audio, proj_video, proj_audio, map_video, map_audio })
+        let model = AvModel { video, audio, proj_video, proj_audio, map_video, map_audio };
+        Ok(match self.norm {
+            NormMode::Batch => model,
+            // Only the layers' training flags: gamma and beta keep requiring gradients.
+            NormMode::Frozen => match ParamGroup::from_regex(r"(^|\.)training$") {
+                Ok(flags) => model.freeze_group(flags),
+                Err(e) => return Err(ModelError::InvalidConfig { field: "norm", reason: format!("{e:?}") }),
+            },
+        })
     }
 
     /// Build the model with fresh weights drawn on the flex CPU device (seed it with `Device::flex().seed(s)`) and

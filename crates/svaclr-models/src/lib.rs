@@ -21,7 +21,7 @@ pub mod weights;
 
 pub use affinity::{AffinityMap, AffinityMapConfig, AffinityMapKind};
 pub use audio_resnet::{AudioEncoder, AudioEncoderConfig, AudioResNet, AudioResNetConfig};
-pub use av_model::{AvModel, AvOutput, ModelConfig};
+pub use av_model::{AvModel, AvOutput, ModelConfig, NormMode};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use error::ModelError;
 pub use norm::{BN_MOMENTUM, PreciseBn};

@@ -13,8 +13,8 @@ use svaclr_models::affinity::{AffinityMapConfig, AffinityMapKind};
 use svaclr_models::video_resnet::{R2Plus1dStem, VideoStem};
 use svaclr_models::weights::{self, BURN_TO_TORCHVISION, TORCHVISION_TO_BURN};
 use svaclr_models::{
-    AudioEncoderConfig, ClassifierConfig, ModelConfig, ModelError, SizePreset, TorchvisionArch, TorchvisionNet,
-    VideoArch, VideoEncoderConfig, VideoResNetConfig, count_parameters,
+    AudioEncoderConfig, ClassifierConfig, ModelConfig, ModelError, NormMode, SizePreset, TorchvisionArch,
+    TorchvisionNet, VideoArch, VideoEncoderConfig, VideoResNetConfig, count_parameters,
 };
 
 fn dev() -> Device {
@@ -168,6 +168,40 @@ fn gradients_reach_both_encoders() {
     let ga = model.audio.conv1.weight.val().grad(&grads).expect("audio stem gets a gradient");
     assert!(gv.abs().sum().into_scalar::<f32>() > 0.0);
     assert!(ga.abs().sum().into_scalar::<f32>() > 0.0);
+}
+
+#[test]
+fn frozen_norm_makes_each_clip_independent_of_its_batch_and_still_trains_gamma() {
+    // With `norm: frozen` a batch of 4 gives each clip the output it gets in batches of 2 (what splitting a batch
+    // across processes needs); with batch statistics (the default) it does not.
+    let d = dev().autodiff();
+    let video = randn([4, 3, 4, 32, 32], 11);
+    let audio = randn([4, 1, 40, 50], 12);
+    let split_gap = |norm: NormMode| {
+        let cfg = ModelConfig { norm, ..ModelConfig::for_preset(VideoArch::R2Plus1d18, SizePreset::Tiny) };
+        d.seed(3);
+        let model = cfg.init(&d).expect("valid");
+        let whole = model.forward(video.clone().to_device(&d), audio.clone().to_device(&d)).z_video;
+        let halves: Vec<Tensor<2>> = (0..2)
+            .map(|h| {
+                let v = video.clone().narrow(0, 2 * h, 2).to_device(&d);
+                let a = audio.clone().narrow(0, 2 * h, 2).to_device(&d);
+                model.forward(v, a).z_video
+            })
+            .collect();
+        let gap = max_abs_diff(whole.clone().inner(), Tensor::cat(halves, 0).inner());
+        (model, whole, gap)
+    };
+    let (_, _, batch_gap) = split_gap(NormMode::Batch);
+    let (frozen, out, frozen_gap) = split_gap(NormMode::Frozen);
+    assert!(batch_gap > 1e-3, "batch statistics should couple the clips of a batch (gap {batch_gap})");
+    assert!(frozen_gap < 1e-5, "frozen norm: a clip's output depends on its batch (gap {frozen_gap})");
+    let grads = out.sum().backward();
+    let gamma = frozen.proj_video.bn.gamma.val().grad(&grads).expect("gamma of a frozen BatchNorm still trains");
+    assert!(gamma.abs().sum().into_scalar::<f32>() > 0.0);
+    // The running statistics stay as initialised.
+    let mean = frozen.proj_video.bn.running_mean.value().inner();
+    assert_eq!(mean.abs().sum().into_scalar::<f32>(), 0.0);
 }
 
 #[test]

@@ -246,15 +246,18 @@ pub fn pretrain_ddp(
                     .map(|(r, part)| {
                         scope.spawn(move || {
                             let Replica { device, model, mut optim } = r;
-                            let (grads, value, stats) = step_gradients(cfg, &model, part, views, &device);
+                            let (grads, value, stats) =
+                                step_gradients(cfg, &model, part, views, &device, &crate::distributed::Single)?;
                             let model = optim.step(lr, model, grads).map(&mut MarkDistributed);
-                            (Replica { device, model, optim }, value, stats)
+                            Ok::<_, TrainError>((Replica { device, model, optim }, value, stats))
                         })
                     })
                     .collect();
                 handles.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>()
             })
-            .map_err(|_| TrainError::Other(format!("a device thread panicked at step {}", state.step + 1)))?;
+            .map_err(|_| TrainError::Other(format!("a device thread panicked at step {}", state.step + 1)))?
+            .into_iter()
+            .collect::<Result<Vec<_>, TrainError>>()?;
             let mut values = Vec::with_capacity(k);
             let mut first_stats = None;
             for (r, v, s) in results {
@@ -332,6 +335,8 @@ pub fn pretrain_ddp(
         wall_s: started.elapsed().as_secs_f64(),
         device: device_name,
         config_hash: hash,
+        processes: 1,
+        weights_hash: format!("{:016x}", crate::distributed::module_hash(&replicas[0].model)?),
     };
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::Other(e.to_string()))?;
     checkpoint::write_atomic(&run_dir.join("summary.json"), &json)?;

@@ -18,6 +18,8 @@ pub enum TrainError {
     Checkpoint { path: PathBuf, message: String },
     #[error("non-finite loss ({value}) at step {step} (epoch {epoch}); the last good checkpoint is kept in {kept}")]
     NonFinite { step: usize, epoch: usize, value: f64, kept: String },
+    #[error("distributed training: {0}")]
+    Distributed(String),
     #[error("{0}")]
     Other(String),
 }

@@ -19,6 +19,7 @@ use svaclr_models::AvModel;
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::PretrainConfig;
+use crate::distributed::{self, Collective, Single};
 use crate::error::TrainError;
 use crate::metrics::StepRecord;
 use crate::schedule::learning_rate;
@@ -44,6 +45,16 @@ pub struct PretrainSummary {
     pub wall_s: f64,
     pub device: String,
     pub config_hash: String,
+    /// Processes that trained (1 without MPI).
+    #[serde(default = "one")]
+    pub processes: usize,
+    /// 64-bit hash of the final weights (every float tensor, bit for bit), for comparing runs and ranks.
+    #[serde(default)]
+    pub weights_hash: String,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// SGD with PyTorch's momentum semantics (dampening 0), weight decay, optionally none on BatchNorm and biases.
@@ -100,47 +111,118 @@ fn loss_of(cfg: &PretrainConfig, o: &ViewOutputs) -> (Tensor<1>, Option<Tensor<3
     }
 }
 
-/// One optimiser step's gradients, loss value and statistics for `batch` (every view of every clip in one loss).
-/// With `micro_batches > 1` this is gradient caching (see [`crate::config::RunConfig::micro_batches`]); with 1 it is a
-/// plain forward/backward. Public for the pre-training benchmark and the multi-device loop.
+/// Rank `rank`'s share of the loss as SoftInfoNCE weights: `world` on the rank's own clips
+/// (`rank*n..(rank+1)*n` of the global batch), 0 on the others. The loss is a mean over the global batch's
+/// clips, so with these weights it is the mean over the rank's own anchors (against every clip's negatives), and the
+/// mean of the ranks' shares is the single-process loss.
+///
+/// # Shapes
+/// Returns `[world*n, V, V]`.
+fn own_clip_weights(rank: usize, world: usize, n: usize, views: usize, device: &Device) -> Tensor<3> {
+    let per_clip = views * views;
+    let mut w = vec![0f32; world * n * per_clip];
+    w[rank * n * per_clip..(rank + 1) * n * per_clip].fill(world as f32);
+    Tensor::from_data(TensorData::new(w, [world * n, views, views]), device)
+}
+
+/// The configured loss on gathered `[V, P*n, D]` embeddings, restricted to this rank's anchors by `weights`
+/// ([`own_clip_weights`]); returns (loss share, lambda of the whole batch if SoftInfoNCE).
+fn own_loss_of(cfg: &PretrainConfig, o: &ViewOutputs, weights: Tensor<3>) -> (Tensor<1>, Option<Tensor<3>>) {
+    let eta = cfg.loss.temperature;
+    match cfg.loss.kind {
+        LossKind::InfoNce => (svaclr_loss::soft_info_nce(o.za.clone(), o.zv.clone(), weights, eta), None),
+        LossKind::SoftInfoNce => {
+            let lambda = svaclr_loss::cross_affinity(
+                o.la.clone(),
+                o.lv.clone(),
+                cfg.loss.lambda_temperature,
+                cfg.loss.lambda_mode,
+                cfg.loss.detach_lambda,
+            );
+            let loss = svaclr_loss::soft_info_nce(o.za.clone(), o.zv.clone(), lambda.clone() * weights, eta);
+            (loss, Some(lambda))
+        }
+    }
+}
+
+/// One optimiser step's gradients (this rank's; [`distributed::average_gradients`] averages them) and the global
+/// batch's loss and statistics.
+///
+/// With one process and `micro_batches == 1` this is a plain forward/backward. Otherwise it is gradient caching (see
+/// [`crate::config::RunConfig::micro_batches`]) with the embeddings of every rank gathered between the passes:
+/// pass 1 embeds this rank's clips, the embeddings of all ranks are gathered as leaves of a new graph, this rank's
+/// share of the loss (its own clips as anchors, every clip as negatives) is differentiated with respect to them, the
+/// ranks' gradients are summed (one all-reduce: the exact backward of the gather, since a rank's embeddings are the
+/// other ranks' negatives), and pass 2 back-propagates this rank's slice through its encoders. The sum over ranks
+/// makes each rank's parameter gradient P times its part of the global one, so the average over ranks is the
+/// gradient of the single-process loss on the global batch. Public for the pre-training benchmark and the
+/// multi-device loop.
 pub fn step_gradients(
     cfg: &PretrainConfig,
     model: &AvModel,
     batch: &HostBatch,
     views: usize,
     device: &Device,
-) -> (GradientsParams, f64, LossStats) {
+    comm: &dyn Collective,
+) -> Result<(GradientsParams, f64, LossStats), TrainError> {
     let n = batch.specs.len();
     let k = cfg.run.micro_batches;
     let eta = cfg.loss.temperature;
-    if k == 1 {
+    let (rank, world) = (comm.rank(), comm.size());
+    if k == 1 && world == 1 {
         let o = forward_views(model, batch, views, 0, n, device);
         let (loss, lambda) = loss_of(cfg, &o);
         let value = loss.clone().into_scalar::<f32>() as f64;
         let stats = svaclr_loss::loss_stats(o.za.detach(), o.zv.detach(), lambda.map(|l| l.detach()), eta, value);
         let grads = GradientsParams::from_grads(loss.backward(), model);
-        return (grads, value, stats);
+        return Ok((grads, value, stats));
     }
     let b = n / k;
-    // Pass 1: embeddings of every micro-batch without keeping a graph.
-    let parts: Vec<ViewOutputs> = (0..k).map(|m| forward_views(model, batch, views, m * b, b, device)).collect();
-    let cat = |f: fn(&ViewOutputs) -> Tensor<3>| {
-        Tensor::cat(parts.iter().map(|p| f(p).detach()).collect(), 1).require_grad()
+    let soft = cfg.loss.kind == LossKind::SoftInfoNce;
+    // Pass 1: embeddings of every micro-batch. With a single micro-batch its graph is kept for pass 2.
+    let mut parts: Vec<ViewOutputs> = (0..k).map(|m| forward_views(model, batch, views, m * b, b, device)).collect();
+    let local = |parts: &[ViewOutputs], f: fn(&ViewOutputs) -> Tensor<3>| {
+        Tensor::cat(parts.iter().map(|p| f(p).detach()).collect(), 1)
     };
-    let whole = ViewOutputs { za: cat(|p| p.za.clone()), zv: cat(|p| p.zv.clone()), la: cat(|p| p.la.clone()), lv: cat(|p| p.lv.clone()) };
-    drop(parts);
-    let (loss, lambda) = loss_of(cfg, &whole);
-    let value = loss.clone().into_scalar::<f32>() as f64;
-    let stats = svaclr_loss::loss_stats(whole.za.clone().detach(), whole.zv.clone().detach(), lambda.map(|l| l.detach()), eta, value);
+    let leaf =
+        |t: Tensor<3>| -> Result<Tensor<3>, TrainError> { Ok(distributed::gather_clips(comm, t)?.require_grad()) };
+    let whole = ViewOutputs {
+        za: leaf(local(&parts, |p| p.za.clone()))?,
+        zv: leaf(local(&parts, |p| p.zv.clone()))?,
+        // The cross-affinity inputs only matter to SoftInfoNCE; InfoNCE never reads them.
+        la: if soft { leaf(local(&parts, |p| p.la.clone()))? } else { local(&parts, |p| p.la.clone()) },
+        lv: if soft { leaf(local(&parts, |p| p.lv.clone()))? } else { local(&parts, |p| p.lv.clone()) },
+    };
+    if k > 1 {
+        parts.clear();
+    }
+    let (loss, lambda) = if world == 1 {
+        loss_of(cfg, &whole)
+    } else {
+        own_loss_of(cfg, &whole, own_clip_weights(rank, world, n, views, device))
+    };
+    let own_value = loss.clone().into_scalar::<f32>();
     let g = loss.backward();
     let grad_of = |t: &Tensor<3>| t.grad(&g).map(|x| Tensor::<3>::from_data(x.into_data(), device));
-    let (gza, gzv, gla, glv) = (grad_of(&whole.za), grad_of(&whole.zv), grad_of(&whole.la), grad_of(&whole.lv));
-    // Pass 2: re-run each micro-batch with a graph and back-propagate the cached embedding gradients.
+    let grads = [grad_of(&whole.za), grad_of(&whole.zv), grad_of(&whole.la), grad_of(&whole.lv)];
+    // One all-reduce: the embedding gradients of every rank's loss share, and the shares themselves.
+    let mut packed: Vec<Tensor<3>> = grads.iter().flatten().cloned().collect();
+    packed.push(Tensor::from_data(TensorData::new(vec![own_value], [1, 1, 1]), device));
+    let mut summed = distributed::all_reduce_sum_tensors(comm, packed)?;
+    let value = summed.pop().map_or(own_value, |t| t.into_scalar::<f32>()) as f64 / world as f64;
+    let mut summed = summed.into_iter();
+    let own: Vec<Option<Tensor<3>>> =
+        grads.iter().map(|g| g.as_ref().and_then(|_| summed.next()).map(|t| t.narrow(1, rank * n, n))).collect();
+    let stats = svaclr_loss::loss_stats(whole.za.detach(), whole.zv.detach(), lambda.map(|l| l.detach()), eta, value);
+    // Pass 2: back-propagate this rank's slice of the cached embedding gradients through each micro-batch.
     let mut acc = GradientsAccumulator::<AvModel>::new();
     for m in 0..k {
-        let o = forward_views(model, batch, views, m * b, b, device);
+        let o = match parts.pop() {
+            Some(o) => o,
+            None => forward_views(model, batch, views, m * b, b, device),
+        };
         let mut surrogate: Option<Tensor<1>> = None;
-        for (t, gt) in [(o.za, &gza), (o.zv, &gzv), (o.la, &gla), (o.lv, &glv)] {
+        for (t, gt) in [(o.za, &own[0]), (o.zv, &own[1]), (o.la, &own[2]), (o.lv, &own[3])] {
             if let Some(gt) = gt {
                 let term = (t * gt.clone().narrow(1, m * b, b)).sum();
                 surrogate = Some(match surrogate {
@@ -153,7 +235,7 @@ pub fn step_gradients(
             acc.accumulate(model, GradientsParams::from_grads(s.backward(), model));
         }
     }
-    (acc.grads(), value, stats)
+    Ok((acc.grads(), value, stats))
 }
 
 /// Epoch index of the batches precise BN draws: outside any schedule, so they are fresh augmentations, and fixed, so
@@ -195,8 +277,30 @@ pub fn pretrain(
     device_name: &str,
     opts: &PretrainOptions,
 ) -> Result<PretrainSummary, TrainError> {
+    pretrain_on(cfg, run_dir, device, device_name, opts, &Single)
+}
+
+/// [`pretrain`] as one of the `comm.size()` processes of a data-parallel run (docs/distributed.md): every rank
+/// calls it with the same arguments; `cfg.run.batch_size` is the global batch (each rank takes `batch_size / P`
+/// clips of it); rank 0 alone writes the run directory; `--resume` needs `run_dir` readable by every rank.
+pub fn pretrain_on(
+    cfg: &PretrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    device_name: &str,
+    opts: &PretrainOptions,
+    comm: &dyn Collective,
+) -> Result<PretrainSummary, TrainError> {
     let started = Instant::now();
     let hash = cfg.hash();
+    let (rank, world) = (comm.rank(), comm.size());
+    let is_root = rank == 0;
+    if !cfg.run.batch_size.is_multiple_of(world * cfg.run.micro_batches) {
+        return Err(TrainError::Distributed(format!(
+            "run.batch_size = {} is not divisible by {world} processes x run.micro_batches = {}",
+            cfg.run.batch_size, cfg.run.micro_batches
+        )));
+    }
     fs::create_dir_all(run_dir).map_err(|source| TrainError::Io { path: run_dir.to_path_buf(), source })?;
     let existing = checkpoint::latest(run_dir)?;
     if existing.is_some() && !opts.resume {
@@ -205,12 +309,15 @@ pub fn pretrain(
             run_dir.display()
         )));
     }
-    let cfg_json = serde_json::to_vec_pretty(cfg).map_err(|e| TrainError::Other(e.to_string()))?;
-    checkpoint::write_atomic(&run_dir.join("config.json"), &cfg_json)?;
+    if is_root {
+        let cfg_json = serde_json::to_vec_pretty(cfg).map_err(|e| TrainError::Other(e.to_string()))?;
+        checkpoint::write_atomic(&run_dir.join("config.json"), &cfg_json)?;
+    }
 
     let manifest = Manifest::load(&cfg.manifest)?;
     let dataset = Arc::new(ClipDataset::new(&manifest, cfg.split.as_deref(), cfg.data.clone())?);
-    let loader = BatchLoader::new(dataset.clone(), cfg.run.batch_size, cfg.seed, cfg.run.workers, 2);
+    let per_rank = cfg.run.batch_size / world;
+    let loader = BatchLoader::new(dataset.clone(), per_rank, cfg.seed, cfg.run.workers, 2).sharded(rank, world);
     let steps_per_epoch = loader.batches_per_epoch();
     if steps_per_epoch == 0 {
         return Err(TrainError::Other(format!(
@@ -245,18 +352,39 @@ pub fn pretrain(
             .load(dir.join("optim.bpk"))
             .map_err(|e| TrainError::Checkpoint { path: dir.join("optim.bpk"), message: format!("{e:?}") })?;
         state = saved;
-        eprintln!("resuming {} at step {} (epoch {}, batch {})", run_dir.display(), state.step, state.epoch, state.batch);
+        if is_root {
+            eprintln!("resuming {} at step {} (epoch {}, batch {})", run_dir.display(), state.step, state.epoch, state.batch);
+        }
+    }
+    if world > 1 {
+        // Every rank must resume from the same position; rank 0's weights are everyone's.
+        let steps = comm.all_gather_u64(state.step as u64)?;
+        if let Some((r, s)) = steps.iter().enumerate().find(|(_, s)| **s != steps[0]) {
+            return Err(TrainError::Distributed(format!(
+                "rank {r} found step {s} in {} but rank 0 found step {} (--resume needs the run directory on a file \
+                 system every rank reads)",
+                run_dir.display(),
+                steps[0]
+            )));
+        }
+        model = distributed::broadcast_module(comm, model)?;
     }
     let metrics_path = run_dir.join("metrics.jsonl");
-    let mut records = crate::metrics::read_records(&metrics_path, state.step)?;
-    crate::metrics::rewrite(&metrics_path, &records)?;
-    let mut log = fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&metrics_path)
-        .map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
+    let mut records = Vec::new();
+    let mut log = None;
+    if is_root {
+        records = crate::metrics::read_records(&metrics_path, state.step)?;
+        crate::metrics::rewrite(&metrics_path, &records)?;
+        log = Some(
+            fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&metrics_path)
+                .map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?,
+        );
+    }
 
-    let bar = crate::progress::bar(opts.progress, total_steps as u64, state.step as u64);
+    let bar = crate::progress::bar(opts.progress && is_root, total_steps as u64, state.step as u64);
     let mut clips_done = 0usize;
     let loop_start = Instant::now();
     let mut last_ckpt_step = state.step;
@@ -266,7 +394,8 @@ pub fn pretrain(
             let batch = item?;
             let t0 = Instant::now();
             let lr = learning_rate(&cfg.schedule, steps_per_epoch, state.step);
-            let (grads, value, stats) = step_gradients(cfg, &model, &batch, views, &train_device);
+            let (grads, value, stats) = step_gradients(cfg, &model, &batch, views, &train_device, comm)?;
+            let grads = distributed::average_gradients(comm, &model, grads)?;
             if !value.is_finite() {
                 bar.abandon();
                 return Err(TrainError::NonFinite {
@@ -280,18 +409,21 @@ pub fn pretrain(
             state.step += 1;
             state.batch += 1;
             let dt = t0.elapsed().as_secs_f64();
-            clips_done += batch.specs.len();
+            let global_clips = batch.specs.len() * world;
+            clips_done += global_clips;
             let rec = StepRecord {
                 step: state.step,
                 epoch,
                 lr,
                 stats,
-                clips_per_s: batch.specs.len() as f64 / dt.max(1e-9),
+                clips_per_s: global_clips as f64 / dt.max(1e-9),
                 wall_s: started.elapsed().as_secs_f64(),
             };
-            let line = serde_json::to_string(&rec).map_err(|e| TrainError::Other(e.to_string()))?;
-            writeln!(log, "{line}").map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
-            log.flush().map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
+            if let Some(log) = log.as_mut() {
+                let line = serde_json::to_string(&rec).map_err(|e| TrainError::Other(e.to_string()))?;
+                writeln!(log, "{line}").map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
+                log.flush().map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
+            }
             bar.set_position(state.step as u64);
             bar.set_message(format!("epoch {epoch} loss {:.4} lr {:.4} {:.1} clips/s", rec.stats.loss, lr, rec.clips_per_s));
             records.push(rec);
@@ -301,7 +433,15 @@ pub fn pretrain(
                 state.batch = 0;
             }
             if state.step % cfg.run.checkpoint_every == 0 || end_of_epoch || state.step == total_steps {
-                checkpoint::save(run_dir, &model, &optim, &state, 2)?;
+                if world > 1 {
+                    // BatchNorm statistics come from each rank's own clips: keep their average, then make sure
+                    // every rank holds the same weights.
+                    model = distributed::average_buffers(comm, model)?;
+                    distributed::check_same_weights(comm, &model, state.step)?;
+                }
+                if is_root {
+                    checkpoint::save(run_dir, &model, &optim, &state, 2)?;
+                }
                 last_ckpt_step = state.step;
             }
             if state.step >= total_steps {
@@ -316,9 +456,15 @@ pub fn pretrain(
     }
     bar.finish_and_clear();
     if cfg.run.precise_bn_batches > 0 && !state.precise_bn {
+        // Each rank re-estimates on its shard of the same batches; the ranks' estimates are averaged.
         model = precise_bn(cfg, model, &loader, views, &train_device)?;
+        if world > 1 {
+            model = distributed::average_buffers(comm, model)?;
+        }
         state.precise_bn = true;
-        checkpoint::save(run_dir, &model, &optim, &state, 2)?;
+        if is_root {
+            checkpoint::save(run_dir, &model, &optim, &state, 2)?;
+        }
     }
     let wall = loop_start.elapsed().as_secs_f64();
     let summary = PretrainSummary {
@@ -331,10 +477,14 @@ pub fn pretrain(
         wall_s: started.elapsed().as_secs_f64(),
         device: device_name.to_string(),
         config_hash: hash,
+        processes: world,
+        weights_hash: format!("{:016x}", distributed::module_hash(&model)?),
     };
-    let json = serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::Other(e.to_string()))?;
-    checkpoint::write_atomic(&run_dir.join("summary.json"), &json)?;
-    crate::plot::plot_run(&records, steps_per_epoch, &run_dir.join("metrics.png"))?;
+    if is_root {
+        let json = serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::Other(e.to_string()))?;
+        checkpoint::write_atomic(&run_dir.join("summary.json"), &json)?;
+        crate::plot::plot_run(&records, steps_per_epoch, &run_dir.join("metrics.png"))?;
+    }
     Ok(summary)
 }
 
