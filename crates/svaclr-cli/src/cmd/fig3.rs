@@ -71,7 +71,11 @@ pub fn write(run_dir: &Path, manifest: &Path, device: &str, png: &Path) -> Resul
     let la = model.map_audio.forward(model.audio.forward(audio)); // [k*S, M]
     let md = lv.dims()[1];
     if la.dims()[1] != md {
-        anyhow::bail!("{}: the affinity maps give widths {} (audio) and {md} (video); lambda needs equal widths", run_dir.display(), la.dims()[1]);
+        anyhow::bail!(
+            "{}: the affinity maps give widths {} (audio) and {md} (video); lambda needs equal widths",
+            run_dir.display(),
+            la.dims()[1]
+        );
     }
     let la = la.reshape([k, SPEEDS.len(), md]);
     let loss = &cfg.loss;
@@ -84,9 +88,20 @@ pub fn write(run_dir: &Path, manifest: &Path, device: &str, png: &Path) -> Resul
         let ya = Tensor::cat(vec![a_orig, a_fast.clone()], 0); // [2, k, M]
         let yv = Tensor::cat(vec![lv.clone().reshape([1, k, md]), lv.clone().reshape([1, k, md])], 0);
         let lam = svaclr_loss::try_cross_affinity(ya, yv, loss.lambda_temperature, loss.lambda_mode, true)?; // [k, 2, 2]
-        let lam: Vec<f32> = lam.narrow(1, 1, 1).narrow(2, 0, 1).reshape([k]).into_data().try_into_vec::<f32>().map_err(|e| anyhow!("reading lambda: {e:?}"))?;
+        let lam: Vec<f32> = lam
+            .narrow(1, 1, 1)
+            .narrow(2, 0, 1)
+            .reshape([k])
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow!("reading lambda: {e:?}"))?;
         let an = svaclr_loss::l2_normalize(a_fast.reshape([k, md]), 1);
-        let cos: Vec<f32> = (an * lvn.clone()).sum_dim(1).reshape([k]).into_data().try_into_vec::<f32>().map_err(|e| anyhow!("reading similarities: {e:?}"))?;
+        let cos: Vec<f32> = (an * lvn.clone())
+            .sum_dim(1)
+            .reshape([k])
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow!("reading similarities: {e:?}"))?;
         for j in 0..k {
             lambda[j][si] = f64::from(lam[j]);
             cosine[j][si] = f64::from(cos[j]);
@@ -105,13 +120,15 @@ pub fn write(run_dir: &Path, manifest: &Path, device: &str, png: &Path) -> Resul
         "examples": examples.iter().map(|e| json!({"id": e.id, "label": e.label, "start_sec": e.sample.spec.start_sec, "lambda": e.lambda, "cosine": e.cosine})).collect::<Vec<_>>(),
     });
     let json_path = png.with_extension("json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&numbers)?).with_context(|| json_path.display().to_string())?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&numbers)?)
+        .with_context(|| json_path.display().to_string())?;
     draw(&examples, [t, h, w], [f, ts], &cfg.data.augment.mean, &cfg.data.augment.std, png)
 }
 
 /// A dark-to-bright ramp for spectrograms (x in [0, 1]).
 fn ramp(x: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 5] = [(10.0, 8.0, 40.0), (70.0, 30.0, 120.0), (190.0, 60.0, 90.0), (245.0, 150.0, 40.0), (250.0, 240.0, 160.0)];
+    const STOPS: [(f64, f64, f64); 5] =
+        [(10.0, 8.0, 40.0), (70.0, 30.0, 120.0), (190.0, 60.0, 90.0), (245.0, 150.0, 40.0), (250.0, 240.0, 160.0)];
     let x = x.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let u = x - i as f64;
@@ -120,7 +137,14 @@ fn ramp(x: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-fn draw(examples: &[Example], [t, h, w]: [usize; 3], [f, ts]: [usize; 2], mean: &[f32; 3], std: &[f32; 3], png: &Path) -> Result<()> {
+fn draw(
+    examples: &[Example],
+    [t, h, w]: [usize; 3],
+    [f, ts]: [usize; 2],
+    mean: &[f32; 3],
+    std: &[f32; 3],
+    png: &Path,
+) -> Result<()> {
     let e = |x: String| anyhow!("{}: cannot draw figure: {x}", png.display());
     let (cell_w, cell_h, gap, head, foot) = (200i32, 150i32, 10i32, 40i32, 24i32);
     let cols = 1 + SPEEDS.len() as i32;
@@ -131,7 +155,8 @@ fn draw(examples: &[Example], [t, h, w]: [usize; 3], [f, ts]: [usize; 2], mean: 
     let font = ("sans-serif", 15).into_font();
     let titles = ["frame (middle of the clip)", "audio ×1", "audio ×2", "audio ×4"];
     for (ci, title) in titles.iter().enumerate() {
-        root.draw_text(title, &TextStyle::from(font.clone()), (gap + ci as i32 * (cell_w + gap), 12)).map_err(|x| e(x.to_string()))?;
+        root.draw_text(title, &TextStyle::from(font.clone()), (gap + ci as i32 * (cell_w + gap), 12))
+            .map_err(|x| e(x.to_string()))?;
     }
     for (ri, ex) in examples.iter().enumerate() {
         let y0 = head + ri as i32 * (cell_h + foot + gap);
@@ -150,8 +175,12 @@ fn draw(examples: &[Example], [t, h, w]: [usize; 3], [f, ts]: [usize; 2], mean: 
             }
         }
         let label = ex.label.map_or(String::new(), |l| format!(", class {l}"));
-        root.draw_text(&format!("{}{label}", ex.id), &TextStyle::from(("sans-serif", 13).into_font()), (gap, y0 + cell_h + 4))
-            .map_err(|x| e(x.to_string()))?;
+        root.draw_text(
+            &format!("{}{label}", ex.id),
+            &TextStyle::from(("sans-serif", 13).into_font()),
+            (gap, y0 + cell_h + 4),
+        )
+        .map_err(|x| e(x.to_string()))?;
         // Spectrograms on one colour scale per clip (low frequencies at the bottom).
         let all: Vec<f32> = ex.sample.audio.iter().flatten().copied().collect();
         let (lo, hi) = all.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));

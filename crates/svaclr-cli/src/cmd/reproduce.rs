@@ -159,7 +159,8 @@ fn adopt_legacy_runs(out: &Path, preset: &str, runs_root: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(&legacy) else { return Ok(()) };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let strip_row = |s: &str| s.split_once('-').filter(|(r, _)| r.starts_with("row")).map(|(_, rest)| rest.to_string());
+        let strip_row =
+            |s: &str| s.split_once('-').filter(|(r, _)| r.starts_with("row")).map(|(_, rest)| rest.to_string());
         let new_name = if let Some(rest) = name.strip_prefix("baseline-random-init-") {
             strip_row(rest).map(|r| format!("baseline-random-init-pretrain-{r}"))
         } else {
@@ -169,7 +170,8 @@ fn adopt_legacy_runs(out: &Path, preset: &str, runs_root: &Path) -> Result<()> {
             let to = runs_root.join(n);
             if !to.exists() {
                 std::fs::create_dir_all(runs_root).with_context(|| runs_root.display().to_string())?;
-                std::fs::rename(e.path(), &to).with_context(|| format!("moving {} to {}", e.path().display(), to.display()))?;
+                std::fs::rename(e.path(), &to)
+                    .with_context(|| format!("moving {} to {}", e.path().display(), to.display()))?;
                 eprintln!("[move]  {} -> {}", e.path().display(), to.display());
             }
         }
@@ -179,10 +181,16 @@ fn adopt_legacy_runs(out: &Path, preset: &str, runs_root: &Path) -> Result<()> {
 
 /// The finetune config to run for an encoder pre-trained with `pre` (rewritten to the pre-training resolution when
 /// asked and different), and the key of its evaluation folder (a hash of the config's bytes).
-fn downstream_config(cfg_path: &Path, pre: Option<&PretrainConfig>, rewrite_dir: &Path, dry_run: bool) -> Result<(PathBuf, String)> {
+fn downstream_config(
+    cfg_path: &Path,
+    pre: Option<&PretrainConfig>,
+    rewrite_dir: &Path,
+    dry_run: bool,
+) -> Result<(PathBuf, String)> {
     let bytes = std::fs::read(cfg_path).with_context(|| format!("{}: cannot read", cfg_path.display()))?;
     let Some(pre) = pre else { return Ok((cfg_path.to_path_buf(), short_hash(&bytes))) };
-    let mut v: Value = serde_json::from_slice(&bytes).with_context(|| format!("{}: not valid JSON", cfg_path.display()))?;
+    let mut v: Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not valid JSON", cfg_path.display()))?;
     let (crop, short) = (pre.data.crop, pre.data.short_side);
     let mut changed = false;
     for part in ["train_data", "test_data"] {
@@ -251,7 +259,11 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("{}: no \"columns\"", table_path.display()))?
         .iter()
         .map(|c| {
-            let s = |k: &str| c[k].as_str().map(str::to_string).with_context(|| format!("{}: a column has no \"{k}\"", table_path.display()));
+            let s = |k: &str| {
+                c[k].as_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("{}: a column has no \"{k}\"", table_path.display()))
+            };
             Ok(Column { key: s("key")?, eval: s("eval")?, metric: s("metric")? })
         })
         .collect::<Result<_>>()?;
@@ -341,7 +353,8 @@ pub fn run(args: Args) -> Result<()> {
             };
             run_step(&mut step, false, args.dry_run)?;
             let res_cfg = at_pre_res.then_some(&cfg);
-            let eval_dirs = eval_steps(&exe, &device, &run_dir, &run_dir, &plan, res_cfg, &runs_root, &ret_manifest, false, &args)?;
+            let eval_dirs =
+                eval_steps(&exe, &device, &run_dir, &run_dir, &plan, res_cfg, &runs_root, &ret_manifest, false, &args)?;
             if !args.dry_run {
                 per_seed.push(scores(&columns, &eval_dirs)?);
                 // The measured time of each step, whether it ran now or in an earlier invocation.
@@ -361,12 +374,16 @@ pub fn run(args: Args) -> Result<()> {
     let base = &table["baseline"];
     if base.is_object() {
         let base_row = base["model_from_row"].as_u64().unwrap_or(0) as usize;
-        let (run_dir, cfg) = first_run.get(base_row).with_context(|| format!("{}: baseline.model_from_row {base_row} is not a row", table_path.display()))?;
-        let base_dir = runs_root.join(format!("baseline-random-init-{}", run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("")));
+        let (run_dir, cfg) = first_run
+            .get(base_row)
+            .with_context(|| format!("{}: baseline.model_from_row {base_row} is not a row", table_path.display()))?;
+        let base_dir = runs_root
+            .join(format!("baseline-random-init-{}", run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("")));
         for seed in 0..args.seeds {
             let seed_dir = base_dir.join(format!("seed{seed}"));
             let res_cfg = at_pre_res.then_some(cfg);
-            let dirs = eval_steps(&exe, &device, run_dir, &seed_dir, &plan, res_cfg, &runs_root, &ret_manifest, true, &args)?;
+            let dirs =
+                eval_steps(&exe, &device, run_dir, &seed_dir, &plan, res_cfg, &runs_root, &ret_manifest, true, &args)?;
             if !args.dry_run {
                 baseline.push(scores(&columns, &dirs)?);
                 base_wall += evals_wall(&dirs);
@@ -380,7 +397,13 @@ pub fn run(args: Args) -> Result<()> {
         if row["figure"].as_str() == Some("fig3") {
             let png = args.out.join(format!("{}_fig3.png", args.table));
             if args.dry_run {
-                println!("row {} ({}): Fig. 3 (speeds 1/2/4 and lambda) from {}\n  -> {}", ri + 1, row["name"].as_str().unwrap_or(""), first_run[ri].0.display(), png.display());
+                println!(
+                    "row {} ({}): Fig. 3 (speeds 1/2/4 and lambda) from {}\n  -> {}",
+                    ri + 1,
+                    row["name"].as_str().unwrap_or(""),
+                    first_run[ri].0.display(),
+                    png.display()
+                );
             } else {
                 std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
                 crate::cmd::fig3::write(&first_run[ri].0, &ret_manifest, &device, &png)?;
@@ -435,7 +458,11 @@ fn eval_steps(
         if random {
             ret.arg("--random-init");
         }
-        let mut step = Step { what: format!("{}: {tag} retrieval", out_dir.display()), cmd: ret, done_marker: ret_dir.join("results.json") };
+        let mut step = Step {
+            what: format!("{}: {tag} retrieval", out_dir.display()),
+            cmd: ret,
+            done_marker: ret_dir.join("results.json"),
+        };
         run_step(&mut step, args.force, args.dry_run)?;
         dirs.insert("retrieval".into(), ret_dir);
     }
@@ -490,8 +517,10 @@ fn write_table(
         let label = fill(c["label"].as_str().unwrap_or(""), labels);
         c["label"] = json!(label);
     }
-    let describe: Vec<String> =
-        table["describe"].as_array().map(|d| d.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let describe: Vec<String> = table["describe"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     let cells = |row: &Value| -> Vec<String> {
         describe.iter().map(|d| fill(row["cells"][d].as_str().unwrap_or(""), labels)).collect()
     };
@@ -543,7 +572,9 @@ fn write_table(
     // Our rows.
     let first: BTreeMap<String, f64> = rows
         .first()
-        .map(|r| columns.iter().filter_map(|c| column_stats(&r.per_seed, &key_of(c)).map(|s| (key_of(c), s.0))).collect())
+        .map(|r| {
+            columns.iter().filter_map(|c| column_stats(&r.per_seed, &key_of(c)).map(|s| (key_of(c), s.0))).collect()
+        })
         .unwrap_or_default();
     let mut json_rows = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -615,7 +646,11 @@ fn write_table(
         steps_wall / 60.0
     ));
     for f in figures {
-        md.push_str(&format!("\n![{}]({})\n", f.file_stem().and_then(|s| s.to_str()).unwrap_or(""), f.file_name().and_then(|s| s.to_str()).unwrap_or("")));
+        md.push_str(&format!(
+            "\n![{}]({})\n",
+            f.file_stem().and_then(|s| s.to_str()).unwrap_or(""),
+            f.file_name().and_then(|s| s.to_str()).unwrap_or("")
+        ));
     }
     let out = json!({
         "table": args.table, "title": table["title"], "preset": args.preset, "device": args.device, "seeds": n,
