@@ -1,4 +1,4 @@
-//! `cargo xtask reproduce table1 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N]
+//! `cargo xtask reproduce table1|table2|table3 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N]
 //! [--out DIR] [--dry-run] [--force] [--debug] [--features F]`: the main job.
 //!
 //! Does its own set-up on a fresh machine (Debian packages, a release build of `svaclr`), then hands the table to
@@ -42,7 +42,9 @@ pub fn run(args: &[String]) -> Result<()> {
         build.args(["--features", f]);
     }
     util::run(&mut build)?;
-    let bin = util::root().join("target").join(if debug { "debug" } else { "release" }).join("svaclr");
+    // Where cargo put it: CARGO_TARGET_DIR when set (relative to the workspace root, where cargo ran), else target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| util::root().join("target"), |d| util::root().join(d));
+    let bin = target.join(if debug { "debug" } else { "release" }).join("svaclr");
     let mut cmd = Command::new(bin);
     cmd.arg("reproduce").arg(table).args(&pass);
     util::run(&mut cmd)

@@ -23,8 +23,9 @@
 //! - `baseline` (optional): a randomly initialised encoder with the model of row `model_from_row`.
 //! - `layout`: `paired` (the paper's number beside ours in each column, deltas against row 1 when `deltas`) or
 //!   `stacked` (published rows, then ours, in the same columns).
-//! - `eval_at_pretrain_resolution`: evaluate each row's encoder at its pre-training crop and short side (the finetune
-//!   config's `train_data`/`test_data` are rewritten when they differ; retrieval always uses the run's data config).
+//! - `eval_at_pretrain_resolution` (table or preset; the preset's wins): evaluate each row's encoder at its
+//!   pre-training crop and short side (the finetune config's `train_data`/`test_data` are rewritten when they differ;
+//!   retrieval always uses the run's data config).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -309,7 +310,11 @@ pub fn run(args: Args) -> Result<()> {
             plan.downstream.insert(c.eval.clone(), (args.configs.join(cfg), data));
         }
     }
-    let at_pre_res = table["eval_at_pretrain_resolution"].as_bool().unwrap_or(false);
+    // A preset's own setting wins over the table's.
+    let at_pre_res = preset["eval_at_pretrain_resolution"]
+        .as_bool()
+        .or(table["eval_at_pretrain_resolution"].as_bool())
+        .unwrap_or(false);
     let runs_root = args.out.join("runs").join(&args.preset);
     if !args.dry_run {
         adopt_legacy_runs(&args.out, &args.preset, &runs_root)?;
