@@ -17,9 +17,9 @@ const HELP: &str = "\
 cargo xtask <task> [options]
 
 Tasks:
-  reproduce table1|table2|table3 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N]
-            [--out DIR] [--dry-run] [--force] [--debug] [--features tch|cuda]
-                            the main job: set-up, release build, then every row of the table -> results/TABLE.md
+  reproduce table1 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
+            [--dry-run] [--force] [--debug] [--features tch|cuda]
+                            the main job: set-up, release build, then every row of the table -> results/table1.md
   setup [--torch] [--mpi]   install the Debian packages the build needs (FFmpeg, libclang, fonts);
                             --torch also creates the PyTorch venv (torch 2.9.0) used by parity, bench and tch;
                             --mpi also installs Open MPI

@@ -42,9 +42,7 @@ pub fn run(args: &[String]) -> Result<()> {
         build.args(["--features", f]);
     }
     util::run(&mut build)?;
-    // Where cargo put it: CARGO_TARGET_DIR when set (relative to the workspace root, where cargo ran), else target/.
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| util::root().join("target"), |d| util::root().join(d));
-    let bin = target.join(if debug { "debug" } else { "release" }).join("svaclr");
+    let bin = util::root().join("target").join(if debug { "debug" } else { "release" }).join("svaclr");
     let mut cmd = Command::new(bin);
     cmd.arg("reproduce").arg(table).args(&pass);
     util::run(&mut cmd)
