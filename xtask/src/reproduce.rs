@@ -1,4 +1,4 @@
-//! `cargo xtask reproduce table1 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N]
+//! `cargo xtask reproduce table1|table2|table3 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N]
 //! [--out DIR] [--dry-run] [--force] [--debug] [--features F]`: the main job.
 //!
 //! Does its own set-up on a fresh machine (Debian packages, a release build of `svaclr`), then hands the table to

@@ -209,10 +209,80 @@ fn reproduce_table1_smoke_end_to_end() {
     let md = std::fs::read_to_string(out.join("table1.md")).expect("table1.md");
     assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 1 + 5 + 1, "header + 5 rows + baseline:\n{md}");
     assert!(out.join("table1.png").exists());
+    // Fig. 3 of the SoftInfoNCE row: a few clips, lambda per audio speed 1/2/4, 1 at speed 1 (identical views).
+    assert!(out.join("table1_fig3.png").exists());
+    let fig: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("table1_fig3.json")).expect("fig3 json")).expect("json");
+    let examples = fig["examples"].as_array().expect("examples");
+    assert!(!examples.is_empty() && examples.len() <= 4, "{fig}");
+    for e in examples {
+        let lambda: Vec<f64> = e["lambda"].as_array().expect("lambda").iter().filter_map(|x| x.as_f64()).collect();
+        assert_eq!(lambda.len(), 3, "{e}");
+        assert!((lambda[0] - 1.0).abs() < 1e-4, "identical views must weigh 1: {e}");
+        // "all" mode: the four weights of a clip sum to 4, so one weight lies in (0, 4).
+        assert!(lambda.iter().all(|l| l.is_finite() && *l > 0.0 && *l < 4.0), "{e}");
+    }
     // A rerun reuses every finished step.
     let second = run();
     assert!(second.status.success());
     let log = String::from_utf8_lossy(&second.stderr);
     assert!(!log.contains("[run]   row"), "finished rows must not be recomputed:\n{log}");
     assert!(log.contains("[reuse]"), "{log}");
+    // Table 3's rows are Table 1's configs: its runs and retrievals are reused, nothing is recomputed.
+    let t3 = svaclr()
+        .args(["reproduce", "table3", "--preset", "smoke", "--configs"])
+        .arg(workspace().join("configs"))
+        .arg("--data-root")
+        .arg(tmp.path().join("data"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run reproduce table3");
+    let log = String::from_utf8_lossy(&t3.stderr);
+    assert!(t3.status.success(), "{log}");
+    let ran: Vec<&str> = log.lines().filter(|l| l.starts_with("[run]") && !l.contains("SynthAV")).collect();
+    assert!(ran.is_empty(), "table3 must reuse table1's runs and retrievals, ran {ran:?}:\n{log}");
+    let t3: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("table3.json")).expect("table3.json")).expect("json");
+    assert_eq!(t3["rows"].as_array().map(Vec::len), Some(2));
+    assert_eq!(t3["published"].as_array().map(Vec::len), Some(4));
+    for r in t3["rows"].as_array().into_iter().flatten().chain(std::iter::once(&t3["baseline"])) {
+        for dir in ["v2a", "a2v"] {
+            let mut last = 0.0;
+            for k in [1, 5, 10, 20] {
+                let v = &r["ours"][format!("{dir}_r{k}")]["mean"];
+                assert!(in_range(v), "{dir} R@{k} of {}: {v}", r["name"]);
+                let x = v.as_f64().unwrap_or(0.0);
+                assert!(x >= last, "R@K must not fall as K grows: {r}");
+                last = x;
+            }
+        }
+    }
+    let md = std::fs::read_to_string(out.join("table3.md")).expect("table3.md");
+    assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 1 + 4 + 2 + 1, "header + 4 published + 2 ours + baseline:\n{md}");
+}
+
+#[test]
+fn reproduce_table2_dry_run_plans_four_rows_at_their_resolutions() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = svaclr()
+        .args(["reproduce", "table2", "--preset", "smoke", "--dry-run", "--configs"])
+        .arg(workspace().join("configs"))
+        .arg("--data-root")
+        .arg(tmp.path().join("data"))
+        .arg("--out")
+        .arg(tmp.path().join("results"))
+        .output()
+        .expect("run reproduce --dry-run");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(plan.matches(": pre-train\n").count(), 4, "{plan}");
+    for cfg in ["smoke_r3d18_lo.json", "smoke_r3d18_hi.json", "smoke_r21d18_lo.json", "smoke_r21d18_hi.json"] {
+        assert!(plan.contains(cfg), "{cfg} missing:\n{plan}");
+    }
+    // The 24 px rows are evaluated with a downstream config rewritten to their resolution; the 32 px rows with the
+    // config as it is.
+    assert!(plan.contains("smoke_linear-crop24-short30.json"), "{plan}");
+    assert!(plan.contains("finetune/smoke_linear.json"), "{plan}");
+    assert!(!tmp.path().join("results").exists(), "a dry run writes nothing");
 }

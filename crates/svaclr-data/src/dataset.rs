@@ -343,6 +343,52 @@ impl ClipDataset {
         Ok(out)
     }
 
+    /// Deterministic views of clip `i` at chosen speeds, all from one start t0 (the middle of the clip's room for the
+    /// longest window): one centre-cropped video view per entry of `video_speeds` and one log-mel per entry of
+    /// `audio_speeds`, no random augmentation. A probe of what a model makes of speed (the Fig. 3 figure of
+    /// `svaclr reproduce`); `spec` carries the largest speed of each list, `epoch` and `seed` are 0.
+    pub fn speed_views(&self, i: usize, video_speeds: &[f64], audio_speeds: &[f64]) -> Result<AvSample, DataError> {
+        let item = self.item(i)?;
+        let cfg = &self.cfg;
+        let valid = |v: &[f64]| !v.is_empty() && v.iter().all(|s| s.is_finite() && *s > 0.0);
+        if !valid(video_speeds) || !valid(audio_speeds) {
+            return Err(DataError::Config(format!(
+                "speed views need positive speeds, got video {video_speeds:?}, audio {audio_speeds:?}"
+            )));
+        }
+        let top = |v: &[f64]| v.iter().fold(1.0f64, |m, &s| m.max(s));
+        let (top_video, top_audio) = (top(video_speeds), top(audio_speeds));
+        let window = clip_window(cfg.frames, cfg.fps, cfg.audio_seconds, top_video, top_audio);
+        let start = eval_starts(item.duration, window, 1)[0];
+        let times: Vec<f64> = video_speeds
+            .iter()
+            .flat_map(|&s| video_frame_times(start, s, cfg.frames, cfg.fps, item.duration))
+            .collect();
+        let decoded = decode_frames_at(&item.video, &times, cfg.short_side)?;
+        let tf = eval_transform(decoded.height, decoded.width, cfg.crop, 1, 0);
+        let video = decoded
+            .slices()
+            .chunks(cfg.frames)
+            .map(|frames| render_view(frames, decoded.height, decoded.width, cfg.crop, &tf, cfg.augment.mean, cfg.augment.std))
+            .collect();
+        let source = self.audio_window(item, start, top_audio * cfg.audio_seconds)?;
+        let audio = audio_speeds.iter().map(|&s| self.audio_view(&source, s)).collect::<Result<_, _>>()?;
+        Ok(AvSample {
+            video,
+            audio,
+            spec: ClipSpec {
+                video_id: item.id.clone(),
+                index: i,
+                start_sec: start,
+                speed_video: top_video,
+                speed_audio: top_audio,
+                epoch: 0,
+                seed: 0,
+            },
+            label: item.label,
+        })
+    }
+
     /// Set the (seed, epoch) that burn's [`Dataset::get`] samples with (our [`crate::BatchLoader`] passes them
     /// explicitly instead).
     pub fn set_burn_sampling(&self, seed: u64, epoch: u64) {

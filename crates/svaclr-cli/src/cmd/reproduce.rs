@@ -1,12 +1,33 @@
-//! `svaclr reproduce table1 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
+//! `svaclr reproduce TABLE [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
 //! [--dry-run] [--force]`: run a table's rows (pre-training, downstream evaluation, retrieval) and write
-//! `OUT/table1.{md,json,png}`.
+//! `OUT/TABLE.{md,json,png}` (and, for a row marked `"figure": "fig3"`, `OUT/TABLE_fig3.{png,json}`).
 //!
 //! The rows are data (configs/tables/TABLE.json), not code. Every step is a run of this same binary (synth,
-//! pretrain, finetune, retrieve) whose outputs live in a folder keyed by the config hash: a finished step is reused on
-//! a rerun, an interrupted pre-training resumes from its last checkpoint, `--force` recomputes.
-//! `cargo xtask reproduce` is the front door: it installs what is missing, builds in release mode and calls this.
+//! pretrain, finetune, retrieve) whose outputs live in a folder keyed by the config hash,
+//! `OUT/runs/PRESET/pretrain-HASH-seedS/`, shared by every table: a row of Table 3 whose pre-training config equals
+//! one of Table 1 reuses its run. A finished step is reused on a rerun, an interrupted pre-training resumes from its
+//! last checkpoint, `--force` recomputes. `cargo xtask reproduce` is the front door: it installs what is missing,
+//! builds in release mode and calls this.
+//!
+//! # The table file
+//!
+//! - `columns`: `{key, label, paper_label, eval, metric}`. `eval` is `retrieval` (the preset's retrieval manifest,
+//!   `svaclr retrieve`) or the name of an entry of the preset's `evals` (a finetune config); `metric` is a dotted
+//!   path into that step's results.json (`top1`, `v2a.1`), reported in percent. A column whose `eval` the preset
+//!   does not define is printed as not run.
+//! - `describe`: the descriptive column labels, filled from each row's `cells` (after `{name}` substitution from the
+//!   preset's `labels`).
+//! - `rows`: `{name, cells, pretrain, paper, figure?}`: `pretrain` names configs/pretrain/FILE (`{preset}` is
+//!   substituted), `paper` the paper's numbers for this row by column key.
+//! - `published` (optional): rows copied from the paper (peers and the paper's own runs) and printed as such.
+//! - `baseline` (optional): a randomly initialised encoder with the model of row `model_from_row`.
+//! - `layout`: `paired` (the paper's number beside ours in each column, deltas against row 1 when `deltas`) or
+//!   `stacked` (published rows, then ours, in the same columns).
+//! - `eval_at_pretrain_resolution` (table or preset; the preset's wins): evaluate each row's encoder at its
+//!   pre-training crop and short side (the finetune config's `train_data`/`test_data` are rewritten when they differ;
+//!   retrieval always uses the run's data config).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -17,7 +38,7 @@ use svaclr_train::PretrainConfig;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which table: table1.
+    /// Which table: table1, table2 or table3 (configs/tables/TABLE.json).
     table: String,
     /// smoke (about a minute, for tests), synth (the embedded SynthAV benchmark, default), paper (real datasets).
     #[arg(long, default_value = "synth")]
@@ -98,13 +119,131 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-/// One row's evaluation numbers in percent, read from the finetune and retrieve results.
-fn scores(ft_dir: &Path, ret_dir: &Path) -> Result<(f64, f64)> {
-    let ft = read_json(&ft_dir.join("results.json"))?;
-    let ret = read_json(&ret_dir.join("results.json"))?;
-    let top1 = ft["top1"].as_f64().with_context(|| format!("{}: no top1", ft_dir.display()))?;
-    let r1 = ret["v2a"]["1"].as_f64().with_context(|| format!("{}: no v2a R@1", ret_dir.display()))?;
-    Ok((100.0 * top1, 100.0 * r1))
+fn short_hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// One metric column of a table, validated.
+struct Column {
+    key: String,
+    eval: String,
+    metric: String,
+}
+
+/// The evaluations of one pre-trained encoder: downstream configs by eval name, and whether retrieval runs.
+struct EvalPlan {
+    /// eval name -> (finetune config path, data folder its manifests are read from); only those some column uses
+    /// and the preset defines.
+    downstream: BTreeMap<String, (PathBuf, PathBuf)>,
+    retrieval: bool,
+}
+
+/// The folders one encoder's evaluations write to, by eval name.
+type EvalDirs = BTreeMap<String, PathBuf>;
+
+/// `{name}` -> `labels[name]` in `text`.
+fn fill(text: &str, labels: &Value) -> String {
+    let mut s = text.to_string();
+    if let Some(map) = labels.as_object() {
+        for (k, v) in map {
+            s = s.replace(&format!("{{{k}}}"), v.as_str().unwrap_or(""));
+        }
+    }
+    s
+}
+
+/// Earlier versions kept runs in `OUT/runs/table1/PRESET/row<k>-HASH-seedS`: move them to the shared layout so they
+/// are reused rather than recomputed.
+fn adopt_legacy_runs(out: &Path, preset: &str, runs_root: &Path) -> Result<()> {
+    let legacy = out.join("runs").join("table1").join(preset);
+    let Ok(entries) = std::fs::read_dir(&legacy) else { return Ok(()) };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let strip_row =
+            |s: &str| s.split_once('-').filter(|(r, _)| r.starts_with("row")).map(|(_, rest)| rest.to_string());
+        let new_name = if let Some(rest) = name.strip_prefix("baseline-random-init-") {
+            strip_row(rest).map(|r| format!("baseline-random-init-pretrain-{r}"))
+        } else {
+            strip_row(&name).map(|r| format!("pretrain-{r}"))
+        };
+        if let Some(n) = new_name {
+            let to = runs_root.join(n);
+            if !to.exists() {
+                std::fs::create_dir_all(runs_root).with_context(|| runs_root.display().to_string())?;
+                std::fs::rename(e.path(), &to)
+                    .with_context(|| format!("moving {} to {}", e.path().display(), to.display()))?;
+                eprintln!("[move]  {} -> {}", e.path().display(), to.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The finetune config to run for an encoder pre-trained with `pre` (rewritten to the pre-training resolution when
+/// asked and different), and the key of its evaluation folder (a hash of the config's bytes).
+fn downstream_config(
+    cfg_path: &Path,
+    pre: Option<&PretrainConfig>,
+    rewrite_dir: &Path,
+    dry_run: bool,
+) -> Result<(PathBuf, String)> {
+    let bytes = std::fs::read(cfg_path).with_context(|| format!("{}: cannot read", cfg_path.display()))?;
+    let Some(pre) = pre else { return Ok((cfg_path.to_path_buf(), short_hash(&bytes))) };
+    let mut v: Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not valid JSON", cfg_path.display()))?;
+    let (crop, short) = (pre.data.crop, pre.data.short_side);
+    let mut changed = false;
+    for part in ["train_data", "test_data"] {
+        let d = &mut v[part];
+        if !d.is_object() {
+            bail!("{}: no \"{part}\" object", cfg_path.display());
+        }
+        if d["crop"].as_u64() != Some(crop as u64) || d["short_side"].as_u64() != Some(short as u64) {
+            d["crop"] = json!(crop);
+            d["short_side"] = json!(short);
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok((cfg_path.to_path_buf(), short_hash(&bytes)));
+    }
+    let text = serde_json::to_string_pretty(&v)?;
+    let stem = cfg_path.file_stem().and_then(|s| s.to_str()).unwrap_or("downstream");
+    let path = rewrite_dir.join(format!("{stem}-crop{crop}-short{short}.json"));
+    if !dry_run {
+        std::fs::create_dir_all(rewrite_dir).with_context(|| rewrite_dir.display().to_string())?;
+        std::fs::write(&path, &text).with_context(|| path.display().to_string())?;
+    }
+    Ok((path, short_hash(text.as_bytes())))
+}
+
+/// One encoder's numbers in percent by column key (None: the preset does not run that column's evaluation).
+fn scores(columns: &[Column], dirs: &EvalDirs) -> Result<BTreeMap<String, Option<f64>>> {
+    let mut out = BTreeMap::new();
+    for c in columns {
+        let Some(dir) = dirs.get(&c.eval) else {
+            out.insert(c.key.clone(), None);
+            continue;
+        };
+        let res = read_json(&dir.join("results.json"))?;
+        let v = c.metric.split('.').fold(&res, |v, k| &v[k]);
+        let x = v.as_f64().with_context(|| format!("{}: no \"{}\" in results.json", dir.display(), c.metric))?;
+        out.insert(c.key.clone(), Some(100.0 * x));
+    }
+    Ok(out)
+}
+
+/// Measured wall time of every evaluation in `dirs`.
+fn evals_wall(dirs: &EvalDirs) -> f64 {
+    dirs.values().map(|d| step_wall(&d.join("results.json"), "wall_seconds")).sum()
+}
+
+struct RowResult {
+    row: Value,
+    per_seed: Vec<BTreeMap<String, Option<f64>>>,
+    wall: f64,
+    dirs: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -115,7 +254,20 @@ pub fn run(args: Args) -> Result<()> {
     if preset.is_null() {
         bail!("{}: no preset '{}' (see its \"presets\")", table_path.display(), args.preset);
     }
-    let rows = table["rows"].as_array().context("table has no rows")?.clone();
+    let rows = table["rows"].as_array().with_context(|| format!("{}: no \"rows\"", table_path.display()))?.clone();
+    let columns: Vec<Column> = table["columns"]
+        .as_array()
+        .with_context(|| format!("{}: no \"columns\"", table_path.display()))?
+        .iter()
+        .map(|c| {
+            let s = |k: &str| {
+                c[k].as_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("{}: a column has no \"{k}\"", table_path.display()))
+            };
+            Ok(Column { key: s("key")?, eval: s("eval")?, metric: s("metric")? })
+        })
+        .collect::<Result<_>>()?;
     let exe = exe()?;
     let device = args.device.clone();
 
@@ -142,19 +294,35 @@ pub fn run(args: Args) -> Result<()> {
     }
     let pre_manifest = data_dir.join(preset["pretrain_manifest"].as_str().context("preset.pretrain_manifest")?);
     let ret_manifest = data_dir.join(preset["retrieval_manifest"].as_str().context("preset.retrieval_manifest")?);
-    let downstream = args.configs.join(preset["downstream"].as_str().context("preset.downstream")?);
     let max_steps = preset["max_steps"].as_u64();
-    // Evaluation folders are keyed by the downstream config's content, so editing it re-runs the evaluation.
-    let ds_key = {
-        use sha2::Digest;
-        let bytes = std::fs::read(&downstream).with_context(|| format!("{}: cannot read", downstream.display()))?;
-        sha2::Sha256::digest(&bytes).iter().take(4).map(|b| format!("{b:02x}")).collect::<String>()
-    };
-    let runs_root = args.out.join("runs").join(&args.table).join(&args.preset);
+    let mut plan = EvalPlan { downstream: BTreeMap::new(), retrieval: false };
+    for c in &columns {
+        if c.eval == "retrieval" {
+            plan.retrieval = true;
+        } else {
+            // "name": "finetune/x.json" (data: the preset's dataset) or {"config": ..., "data": DIR under --data-root}.
+            let e = &preset["evals"][&c.eval];
+            let (cfg, data) = match (e.as_str(), e["config"].as_str()) {
+                (Some(p), _) => (p, data_dir.clone()),
+                (None, Some(p)) => (p, e["data"].as_str().map_or(data_dir.clone(), |d| args.data_root.join(d))),
+                (None, None) => continue,
+            };
+            plan.downstream.insert(c.eval.clone(), (args.configs.join(cfg), data));
+        }
+    }
+    // A preset's own setting wins over the table's.
+    let at_pre_res = preset["eval_at_pretrain_resolution"]
+        .as_bool()
+        .or(table["eval_at_pretrain_resolution"].as_bool())
+        .unwrap_or(false);
+    let runs_root = args.out.join("runs").join(&args.preset);
+    if !args.dry_run {
+        adopt_legacy_runs(&args.out, &args.preset, &runs_root)?;
+    }
 
     // 2. Rows x seeds: pre-train, evaluate.
     let mut row_results = Vec::new();
-    let mut first_run_dir: Vec<PathBuf> = Vec::new();
+    let mut first_run: Vec<(PathBuf, PretrainConfig)> = Vec::new();
     for (ri, row) in rows.iter().enumerate() {
         let cfg_name = row["pretrain"].as_str().context("row.pretrain")?.replace("{preset}", &args.preset);
         let cfg_path = args.configs.join("pretrain").join(&cfg_name);
@@ -170,10 +338,7 @@ pub fn run(args: Args) -> Result<()> {
             };
             cfg.seed = seed;
             cfg.run.max_steps = max_steps.map(|s| s as usize);
-            let run_dir = runs_root.join(format!("row{}-{}-seed{}", ri + 1, cfg.hash(), seed));
-            if seed == 0 {
-                first_run_dir.push(run_dir.clone());
-            }
+            let run_dir = runs_root.join(format!("pretrain-{}-seed{}", cfg.hash(), seed));
             let mut cmd = Command::new(&exe);
             cmd.args(["pretrain", "--quiet", "--device", &device, "--seed", &seed.to_string()]);
             cmd.arg("--config").arg(&cfg_path).arg("--manifest").arg(&pre_manifest).arg("--out").arg(&run_dir);
@@ -192,34 +357,62 @@ pub fn run(args: Args) -> Result<()> {
                 done_marker: run_dir.join("summary.json"),
             };
             run_step(&mut step, false, args.dry_run)?;
-            let (ft_dir, ret_dir) = (run_dir.join(format!("eval-downstream-{ds_key}")), run_dir.join("eval-retrieval"));
-            eval_steps(&exe, &device, &run_dir, &downstream, &data_dir, &ret_manifest, &ft_dir, &ret_dir, false, &args)?;
+            let res_cfg = at_pre_res.then_some(&cfg);
+            let eval_dirs =
+                eval_steps(&exe, &device, &run_dir, &run_dir, &plan, res_cfg, &runs_root, &ret_manifest, false, &args)?;
             if !args.dry_run {
-                per_seed.push(scores(&ft_dir, &ret_dir)?);
+                per_seed.push(scores(&columns, &eval_dirs)?);
                 // The measured time of each step, whether it ran now or in an earlier invocation.
-                wall += step_wall(&run_dir.join("summary.json"), "wall_s")
-                    + step_wall(&ft_dir.join("results.json"), "wall_seconds")
-                    + step_wall(&ret_dir.join("results.json"), "wall_seconds");
+                wall += step_wall(&run_dir.join("summary.json"), "wall_s") + evals_wall(&eval_dirs);
+            }
+            if seed == 0 {
+                first_run.push((run_dir.clone(), cfg));
             }
             dirs.push(run_dir);
         }
-        row_results.push((row.clone(), per_seed, wall, dirs));
+        row_results.push(RowResult { row: row.clone(), per_seed, wall, dirs });
     }
 
     // 3. The random-encoder baseline, with the model config of one row.
-    let base_row = table["baseline"]["model_from_row"].as_u64().unwrap_or(0) as usize;
     let mut baseline = Vec::new();
     let mut base_wall = 0.0;
-    if let Some(run_dir) = first_run_dir.get(base_row) {
-        let base_dir = runs_root.join(format!("baseline-random-init-{}", run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("")));
+    let base = &table["baseline"];
+    if base.is_object() {
+        let base_row = base["model_from_row"].as_u64().unwrap_or(0) as usize;
+        let (run_dir, cfg) = first_run
+            .get(base_row)
+            .with_context(|| format!("{}: baseline.model_from_row {base_row} is not a row", table_path.display()))?;
+        let base_dir = runs_root
+            .join(format!("baseline-random-init-{}", run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("")));
         for seed in 0..args.seeds {
-            let (ft_dir, ret_dir) =
-                (base_dir.join(format!("seed{seed}/eval-downstream-{ds_key}")), base_dir.join(format!("seed{seed}/eval-retrieval")));
-            eval_steps(&exe, &device, run_dir, &downstream, &data_dir, &ret_manifest, &ft_dir, &ret_dir, true, &args)?;
+            let seed_dir = base_dir.join(format!("seed{seed}"));
+            let res_cfg = at_pre_res.then_some(cfg);
+            let dirs =
+                eval_steps(&exe, &device, run_dir, &seed_dir, &plan, res_cfg, &runs_root, &ret_manifest, true, &args)?;
             if !args.dry_run {
-                baseline.push(scores(&ft_dir, &ret_dir)?);
-                base_wall += step_wall(&ft_dir.join("results.json"), "wall_seconds")
-                    + step_wall(&ret_dir.join("results.json"), "wall_seconds");
+                baseline.push(scores(&columns, &dirs)?);
+                base_wall += evals_wall(&dirs);
+            }
+        }
+    }
+
+    // 4. Figures of what a row's model learned (Fig. 3: frames, spectrograms at speeds 1/2/4, lambda).
+    let mut figures = Vec::new();
+    for (ri, row) in rows.iter().enumerate() {
+        if row["figure"].as_str() == Some("fig3") {
+            let png = args.out.join(format!("{}_fig3.png", args.table));
+            if args.dry_run {
+                println!(
+                    "row {} ({}): Fig. 3 (speeds 1/2/4 and lambda) from {}\n  -> {}",
+                    ri + 1,
+                    row["name"].as_str().unwrap_or(""),
+                    first_run[ri].0.display(),
+                    png.display()
+                );
+            } else {
+                std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+                crate::cmd::fig3::write(&first_run[ri].0, &ret_manifest, &device, &png)?;
+                figures.push(png);
             }
         }
     }
@@ -227,62 +420,119 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
 
-    // 4. The table.
-    write_table(&args, &table, preset, &row_results, &baseline, base_wall, started.elapsed().as_secs_f64())
+    // 5. The table.
+    write_table(&args, &table, preset, &row_results, &baseline, base_wall, started.elapsed().as_secs_f64(), &figures)
 }
 
+/// Evaluate the encoder of `run_dir` (random weights with `random`): each downstream eval of `plan` into
+/// `out_dir/eval-downstream-KEY`, retrieval into `out_dir/eval-retrieval`. Returns the folders by eval name.
 #[allow(clippy::too_many_arguments)]
 fn eval_steps(
     exe: &Path,
     device: &str,
     run_dir: &Path,
-    downstream: &Path,
-    data_dir: &Path,
+    out_dir: &Path,
+    plan: &EvalPlan,
+    resolution_of: Option<&PretrainConfig>,
+    runs_root: &Path,
     ret_manifest: &Path,
-    ft_dir: &Path,
-    ret_dir: &Path,
     random: bool,
     args: &Args,
-) -> Result<f64> {
-    let mut wall = 0.0;
-    let mut ft = Command::new(exe);
-    ft.args(["finetune", "--quiet", "--device", device]).arg("--config").arg(downstream);
-    ft.arg("--checkpoint").arg(run_dir).arg("--data-root").arg(data_dir).arg("--out").arg(ft_dir);
-    if random {
-        ft.arg("--random-init");
+) -> Result<EvalDirs> {
+    let tag = if random { "baseline (random init)" } else { "pre-trained encoder" };
+    let mut dirs = EvalDirs::new();
+    for (name, (cfg_path, data_dir)) in &plan.downstream {
+        let (cfg, key) = downstream_config(cfg_path, resolution_of, &runs_root.join("eval-configs"), args.dry_run)?;
+        let ft_dir = out_dir.join(format!("eval-downstream-{key}"));
+        let mut ft = Command::new(exe);
+        ft.args(["finetune", "--quiet", "--device", device]).arg("--config").arg(&cfg);
+        ft.arg("--checkpoint").arg(run_dir).arg("--data-root").arg(data_dir).arg("--out").arg(&ft_dir);
+        if random {
+            ft.arg("--random-init");
+        }
+        let what = format!("{}: {tag} classification ({name})", out_dir.display());
+        let mut step = Step { what, cmd: ft, done_marker: ft_dir.join("results.json") };
+        run_step(&mut step, args.force, args.dry_run)?;
+        dirs.insert(name.clone(), ft_dir);
     }
-    let tag = if random { "baseline (random init)" } else { "downstream" };
-    let mut step = Step { what: format!("{}: {tag} classification", run_dir.display()), cmd: ft, done_marker: ft_dir.join("results.json") };
-    wall += run_step(&mut step, args.force, args.dry_run)?;
-    let mut ret = Command::new(exe);
-    ret.args(["retrieve", "--quiet", "--device", device]).arg("--checkpoint").arg(run_dir);
-    ret.arg("--data").arg(ret_manifest).arg("--out").arg(ret_dir);
-    if random {
-        ret.arg("--random-init");
+    if plan.retrieval {
+        let ret_dir = out_dir.join("eval-retrieval");
+        let mut ret = Command::new(exe);
+        ret.args(["retrieve", "--quiet", "--device", device]).arg("--checkpoint").arg(run_dir);
+        ret.arg("--data").arg(ret_manifest).arg("--out").arg(&ret_dir);
+        if random {
+            ret.arg("--random-init");
+        }
+        let mut step = Step {
+            what: format!("{}: {tag} retrieval", out_dir.display()),
+            cmd: ret,
+            done_marker: ret_dir.join("results.json"),
+        };
+        run_step(&mut step, args.force, args.dry_run)?;
+        dirs.insert("retrieval".into(), ret_dir);
     }
-    let mut step = Step { what: format!("{}: {tag} retrieval", run_dir.display()), cmd: ret, done_marker: ret_dir.join("results.json") };
-    wall += run_step(&mut step, args.force, args.dry_run)?;
-    Ok(wall)
+    Ok(dirs)
 }
-
-type RowResult = (Value, Vec<(f64, f64)>, f64, Vec<PathBuf>);
 
 fn fmt_ms(m: f64, s: f64, n: usize) -> String {
-    if n > 1 { format!("{m:.1} ± {s:.1}") } else { format!("{m:.1}") }
+    if !m.is_finite() {
+        "—".into()
+    } else if n > 1 {
+        format!("{m:.1} ± {s:.1}")
+    } else {
+        format!("{m:.1}")
+    }
 }
 
+/// Mean, spread and values of one column over seeds (`None` when that column was not run).
+fn column_stats(per_seed: &[BTreeMap<String, Option<f64>>], key: &str) -> Option<(f64, f64, Vec<f64>)> {
+    let v: Option<Vec<f64>> = per_seed.iter().map(|m| m.get(key).copied().flatten()).collect();
+    let v = v.filter(|v| !v.is_empty())?;
+    let (m, s) = mean_std(&v);
+    Some((m, s, v))
+}
+
+fn stats_json(s: &Option<(f64, f64, Vec<f64>)>) -> Value {
+    match s {
+        Some((m, sd, v)) => json!({"mean": m, "std": sd, "values": v}),
+        None => Value::Null,
+    }
+}
+
+fn paper_cell(v: &Value) -> String {
+    v.as_f64().map_or("—".into(), |x| format!("{x:.1}"))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn write_table(
     args: &Args,
     table: &Value,
     preset: &Value,
     rows: &[RowResult],
-    baseline: &[(f64, f64)],
+    baseline: &[BTreeMap<String, Option<f64>>],
     base_wall: f64,
     total_wall: f64,
+    figures: &[PathBuf],
 ) -> Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     let n = args.seeds as usize;
-    let first = rows.first().map(|r| (mean_std(&r.1.iter().map(|x| x.0).collect::<Vec<_>>()).0, mean_std(&r.1.iter().map(|x| x.1).collect::<Vec<_>>()).0));
+    let labels = &preset["labels"];
+    let mut columns = table["columns"].as_array().cloned().unwrap_or_default();
+    for c in &mut columns {
+        let label = fill(c["label"].as_str().unwrap_or(""), labels);
+        c["label"] = json!(label);
+    }
+    let describe: Vec<String> = table["describe"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let cells = |row: &Value| -> Vec<String> {
+        describe.iter().map(|d| fill(row["cells"][d].as_str().unwrap_or(""), labels)).collect()
+    };
+    let stacked = table["layout"] == "stacked";
+    let deltas = table["deltas"].as_bool().unwrap_or(false);
+    let key_of = |c: &Value| c["key"].as_str().unwrap_or("").to_string();
+
     let mut md = String::new();
     md.push_str(&format!("# {}\n\n", table["title"].as_str().unwrap_or("")));
     md.push_str(&format!(
@@ -293,61 +543,128 @@ fn write_table(
         env!("CARGO_PKG_VERSION"),
         preset["statement"].as_str().unwrap_or("")
     ));
-    md.push_str("Ours: downstream = linear probe or fine-tuning top-1 on the labelled split (the config says which); \
-                 V->A R@1 = instance-level video-to-audio retrieval. Deltas are against row 1, as the paper prints them. \
-                 The paper's numbers are HMDB51 and Kinetics-Sounds after 100 epochs on 64 GPUs: compare orderings, not values.\n\n");
-    md.push_str("| speed | re-weight | speed set | loss | paper HMDB51 | ours downstream top-1 (%) | paper K-Sounds@1 | ours V->A R@1 (%) | wall (s) |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|\n");
-    let mut json_rows = Vec::new();
-    for (row, per_seed, wall, dirs) in rows {
-        let a: Vec<f64> = per_seed.iter().map(|x| x.0).collect();
-        let b: Vec<f64> = per_seed.iter().map(|x| x.1).collect();
-        let (am, asd) = mean_std(&a);
-        let (bm, bsd) = mean_std(&b);
-        let (da, db) = first.map_or((0.0, 0.0), |(fa, fb)| (am - fa, bm - fb));
-        let is_first = std::ptr::eq(row, &rows[0].0);
-        let delta = |d: f64| if is_first { String::new() } else { format!(" ({d:+.1})") };
-        let pa = row["paper"]["downstream_top1"].as_f64().unwrap_or(f64::NAN);
-        let pb = row["paper"]["v2a_r1"].as_f64().unwrap_or(f64::NAN);
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {pa:.1} | {}{} | {pb:.1} | {}{} | {wall:.0} |\n",
-            if row["speed"] == "-" { "✗" } else { "✓" },
-            if row["reweight"].as_bool().unwrap_or(false) { "✓" } else { "✗" },
-            row["speed"].as_str().unwrap_or(""),
-            row["loss"].as_str().unwrap_or(""),
-            fmt_ms(am, asd, n),
-            delta(da),
-            fmt_ms(bm, bsd, n),
-            delta(db),
-        ));
-        json_rows.push(json!({
-            "name": row["name"], "speed": row["speed"], "reweight": row["reweight"], "loss": row["loss"],
-            "paper": row["paper"],
-            "ours": {"downstream_top1": {"mean": am, "std": asd, "values": a}, "v2a_r1": {"mean": bm, "std": bsd, "values": b}},
-            "delta_vs_row1": {"downstream_top1": da, "v2a_r1": db},
-            "wall_s": wall, "runs": dirs,
-        }));
+    if let Some(note) = table["note"].as_str() {
+        md.push_str(&format!("{}\n\n", fill(note, labels)));
     }
-    let steps_wall: f64 = rows.iter().map(|r| r.2).sum::<f64>() + base_wall;
-    let ba: Vec<f64> = baseline.iter().map(|x| x.0).collect();
-    let bb: Vec<f64> = baseline.iter().map(|x| x.1).collect();
-    let (bam, basd) = mean_std(&ba);
-    let (bbm, bbsd) = mean_std(&bb);
+    // Header.
+    let mut head: Vec<String> = describe.clone();
+    if stacked {
+        head.push("source".into());
+    }
+    for c in &columns {
+        if !stacked {
+            head.push(format!("paper {}", c["paper_label"].as_str().unwrap_or("")));
+        }
+        head.push(c["label"].as_str().unwrap_or("").to_string());
+    }
+    head.push("wall (s)".into());
+    md.push_str(&format!("| {} |\n", head.join(" | ")));
+    md.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+
+    // Published rows (stacked layout).
+    let mut json_published = Vec::new();
+    if stacked {
+        for p in table["published"].as_array().into_iter().flatten() {
+            let mut line = cells(p);
+            line.push("published (paper)".into());
+            line.extend(columns.iter().map(|c| paper_cell(&p["paper"][key_of(c)])));
+            line.push("—".into());
+            md.push_str(&format!("| {} |\n", line.join(" | ")));
+            json_published.push(json!({"name": p["name"], "cells": p["cells"], "paper": p["paper"], "source": "published in the paper, not run here"}));
+        }
+    }
+
+    // Our rows.
+    let first: BTreeMap<String, f64> = rows
+        .first()
+        .map(|r| {
+            columns.iter().filter_map(|c| column_stats(&r.per_seed, &key_of(c)).map(|s| (key_of(c), s.0))).collect()
+        })
+        .unwrap_or_default();
+    let mut json_rows = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let mut line = cells(&r.row);
+        if stacked {
+            line.push("ours (run here)".into());
+        }
+        let mut ours = serde_json::Map::new();
+        let mut delta = serde_json::Map::new();
+        for c in &columns {
+            let key = key_of(c);
+            let s = column_stats(&r.per_seed, &key);
+            if !stacked {
+                line.push(paper_cell(&r.row["paper"][&key]));
+            }
+            let mut cell = s.as_ref().map_or("—".into(), |(m, sd, _)| fmt_ms(*m, *sd, n));
+            if let (Some((m, _, _)), Some(f)) = (&s, first.get(&key)) {
+                delta.insert(key.clone(), json!(m - f));
+                if deltas && i > 0 {
+                    cell.push_str(&format!(" ({:+.1})", m - f));
+                }
+            }
+            line.push(cell);
+            ours.insert(key, stats_json(&s));
+        }
+        line.push(format!("{:.0}", r.wall));
+        md.push_str(&format!("| {} |\n", line.join(" | ")));
+        let mut j = json!({
+            "name": r.row["name"], "cells": describe.iter().zip(cells(&r.row)).map(|(d, c)| (d.clone(), json!(c))).collect::<serde_json::Map<_, _>>(),
+            "pretrain": r.row["pretrain"].as_str().map(|p| p.replace("{preset}", &args.preset)),
+            "paper": r.row["paper"], "ours": ours, "wall_s": r.wall, "runs": r.dirs,
+        });
+        if deltas {
+            j["delta_vs_row1"] = Value::Object(delta);
+        }
+        json_rows.push(j);
+    }
+
+    // The baseline.
+    let steps_wall: f64 = rows.iter().map(|r| r.wall).sum::<f64>() + base_wall;
+    let mut base_json = Value::Null;
+    if table["baseline"].is_object() {
+        let b = &table["baseline"];
+        let mut line = cells(b);
+        if stacked {
+            line.push("ours (run here)".into());
+        }
+        let mut ours = serde_json::Map::new();
+        for c in &columns {
+            let key = key_of(c);
+            let s = column_stats(baseline, &key);
+            if !stacked {
+                line.push("—".into());
+            }
+            line.push(s.as_ref().map_or("—".into(), |(m, sd, _)| fmt_ms(*m, *sd, n)));
+            ours.insert(key, stats_json(&s));
+        }
+        line.push(format!("{base_wall:.0}"));
+        md.push_str(&format!("| {} |\n", line.join(" | ")));
+        base_json = json!({"name": b["name"], "ours": ours, "wall_s": base_wall});
+    }
     md.push_str(&format!(
-        "| — | — | random init | none | — | {} | — | {} | {base_wall:.0} |\n\nWall (s) per row: pre-training + evaluation, as measured when each step ran. \
-         This invocation took {:.0} s ({:.1} min); the steps' measured times add up to {:.0} s ({:.1} min).\n",
-        fmt_ms(bam, basd, n),
-        fmt_ms(bbm, bbsd, n),
+        "\nWall (s) per row: pre-training + evaluation, as measured when each step ran (a step reused from another \
+         table counts in both). This invocation took {:.0} s ({:.1} min); the steps' measured times add up to {:.0} s \
+         ({:.1} min).\n",
         total_wall,
         total_wall / 60.0,
         steps_wall,
         steps_wall / 60.0
     ));
+    for f in figures {
+        md.push_str(&format!(
+            "\n![{}]({})\n",
+            f.file_stem().and_then(|s| s.to_str()).unwrap_or(""),
+            f.file_name().and_then(|s| s.to_str()).unwrap_or("")
+        ));
+    }
     let out = json!({
-        "table": args.table, "preset": args.preset, "device": args.device, "seeds": n,
+        "table": args.table, "title": table["title"], "preset": args.preset, "device": args.device, "seeds": n,
         "dataset": preset["statement"], "svaclr_version": env!("CARGO_PKG_VERSION"),
+        "columns": columns, "figure_columns": table["figure_columns"],
+        "published": json_published,
         "rows": json_rows,
-        "baseline": {"name": "random init", "ours": {"downstream_top1": {"mean": bam, "std": basd, "values": ba}, "v2a_r1": {"mean": bbm, "std": bbsd, "values": bb}}, "wall_s": base_wall},
+        "baseline": base_json,
+        "figures": figures,
         "total_wall_s": total_wall,
         "steps_wall_s": steps_wall,
     });

@@ -111,6 +111,38 @@ fn eval_views_are_deterministic_clips_times_crops() {
 }
 
 #[test]
+fn chosen_speed_views_share_one_start_and_match_the_training_views() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = readable_config(SpeedSet::Range([1.0, 4.0]));
+    let ds = dataset(dir.path(), &[150], &[6.0], cfg.clone());
+    let lm = LogMel::new(cfg.mel.clone()).expect("mel");
+    let s = ds.speed_views(0, &[1.0, 2.0], &[1.0, 2.0, 4.0]).expect("speed views");
+    assert_eq!((s.video.len(), s.audio.len(), s.spec.speed_video, s.spec.speed_audio), (2, 3, 2.0, 4.0));
+    // One start for every view: the middle of the room left by the longest (speed-4 audio) window.
+    let window = svaclr_data::sampler::clip_window(cfg.frames, cfg.fps, cfg.audio_seconds, 2.0, 4.0);
+    assert!((s.spec.start_sec - (149.0 / 25.0 - window) / 2.0).abs() < 1e-9, "{:?}", s.spec);
+    // Centre crops (the frame index code spans the full width, so compare views): frame j of the speed-2 view is
+    // frame 2j of the speed-1 view, and consecutive speed-1 frames differ.
+    let plane = cfg.crop * cfg.crop;
+    let frame = |v: usize, j: usize| &s.video[v][j * plane..(j + 1) * plane];
+    for j in 0..cfg.frames / 2 {
+        assert_eq!(frame(1, j), frame(0, 2 * j), "speed-2 frame {j}");
+    }
+    assert_ne!(frame(0, 0), frame(0, 1));
+    let wav = dir.path().join("a0.wav");
+    for (v, speed) in [(0, 1.0), (1, 2.0), (2, 4.0)] {
+        let src = read_wav_window(&wav, s.spec.start_sec, speed * cfg.audio_seconds).expect("wav");
+        let wave = speed_audio_view(&src.samples, src.sample_rate, speed, cfg.audio_seconds, cfg.mel.sample_rate).expect("view");
+        assert_eq!(s.audio[v], lm.compute(&wave), "audio view at speed {speed}");
+    }
+    assert_ne!(s.audio[0], s.audio[2]);
+    assert_eq!(s, ds.speed_views(0, &[1.0, 2.0], &[1.0, 2.0, 4.0]).expect("again"), "deterministic");
+    assert!(matches!(ds.speed_views(0, &[], &[1.0]), Err(DataError::Config(_))));
+    assert!(matches!(ds.speed_views(0, &[1.0], &[0.0]), Err(DataError::Config(_))));
+    assert!(matches!(ds.speed_views(3, &[1.0], &[1.0]), Err(DataError::Index { .. })));
+}
+
+#[test]
 fn baseline_config_has_one_view() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = readable_config(SpeedSet::Range([1.0, 1.0]));
