@@ -19,7 +19,7 @@ const HELP: &str = "\
 cargo xtask <task> [options]
 
 Tasks:
-  reproduce table1 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
+  reproduce table1|table2|table3 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
             [--dry-run] [--force] [--debug] [--features tch|cuda]
                             the main job: set-up, release build, then every row of the table -> results/table1.md
   build [--debug] [--features tch|cuda]
