@@ -29,10 +29,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     }
     println!("cargo:rustc-env=SVACLR_LIBTORCH_LIB={}", lib.display());
-    println!(
-        "cargo:rustc-env=SVACLR_LIBTORCH_VERSION={}",
-        libtorch_version(lib)
-    );
+    println!("cargo:rustc-env=SVACLR_LIBTORCH_VERSION={}", libtorch_version(lib));
 }
 
 /// The version of the LibTorch in `lib`: a PyPI wheel keeps it in `torch/version.py` (`__version__ = '2.9.0+cu128'`),
@@ -43,9 +40,7 @@ fn libtorch_version(lib: &Path) -> String {
     };
     if let Ok(text) = std::fs::read_to_string(parent.join("version.py")) {
         for line in text.lines() {
-            if let (true, Some((_, value))) =
-                (line.starts_with("__version__"), line.split_once('='))
-            {
+            if let (true, Some((_, value))) = (line.starts_with("__version__"), line.split_once('=')) {
                 return value.trim().trim_matches(['\'', '"']).to_string();
             }
         }

@@ -164,13 +164,14 @@ fn run_criterion(cases: &[Case], quick: bool, tch: bool, home: &Path) -> Result<
     let (warm_up, measure) = if quick { ("0.3", "1") } else { ("1", "3") };
     let features = tch.then_some("tch");
     let mut cmd = util::cargo_for_features(features)?;
-    cmd.env("RAYON_NUM_THREADS", THREADS.to_string()).env("OMP_NUM_THREADS", THREADS.to_string()).env("CRITERION_HOME", home);
+    cmd.env("RAYON_NUM_THREADS", THREADS.to_string())
+        .env("OMP_NUM_THREADS", THREADS.to_string())
+        .env("CRITERION_HOME", home);
     cmd.args(["bench", "-p", "svaclr-loss", "--bench", "loss"]);
     if let Some(f) = features {
         cmd.args(["--features", f]);
     }
-    cmd.arg("--")
-        .args(["--warm-up-time", warm_up, "--measurement-time", measure, "--noplot"]);
+    cmd.arg("--").args(["--warm-up-time", warm_up, "--measurement-time", measure, "--noplot"]);
     if quick {
         cmd.args(["--sample-size", "10"]);
     }
@@ -190,16 +191,19 @@ fn run_torch(cases: &[Case], quick: bool) -> Result<Option<(BTreeMap<String, f64
     let out = criterion_home().join("loss_torch.json");
     let ids: Vec<String> = cases.iter().map(Case::full_id).collect();
     let mut cmd = Command::new(py);
-    cmd.arg(util::root().join("scripts/bench/loss_torch.py"))
-        .arg("--out")
-        .arg(&out)
-        .args(["--threads", &THREADS.to_string(), "--cases", &ids.join(",")]);
+    cmd.arg(util::root().join("scripts/bench/loss_torch.py")).arg("--out").arg(&out).args([
+        "--threads",
+        &THREADS.to_string(),
+        "--cases",
+        &ids.join(","),
+    ]);
     if quick {
         cmd.arg("--quick");
     }
     util::run(&mut cmd)?;
-    let v: Value = serde_json::from_str(&fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?)
-        .context("PyTorch results are not JSON")?;
+    let v: Value =
+        serde_json::from_str(&fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?)
+            .context("PyTorch results are not JSON")?;
     let mut times = BTreeMap::new();
     for r in v["records"].as_array().context("PyTorch results: no records")? {
         let id = format!(
@@ -253,15 +257,26 @@ fn table(records: &[Value], tch: bool) -> String {
 
 /// Lines describing regressions against a baseline (empty when none).
 fn compare(records: &[Value], baseline: &[Value]) -> (Vec<String>, usize) {
-    let key = |r: &Value| format!("{}_{}/n{}_v{}_d{}", r["kernel"].as_str().unwrap_or(""), r["pass"].as_str().unwrap_or(""), r["n"], r["v"], r["d"]);
+    let key = |r: &Value| {
+        format!(
+            "{}_{}/n{}_v{}_d{}",
+            r["kernel"].as_str().unwrap_or(""),
+            r["pass"].as_str().unwrap_or(""),
+            r["n"],
+            r["v"],
+            r["d"]
+        )
+    };
     let old: BTreeMap<String, &Value> = baseline.iter().map(|r| (key(r), r)).collect();
     let (mut lines, mut compared) = (Vec::new(), 0);
     for r in records {
-        let (Some(new), Some(base)) = (r["rust_ms"].as_f64(), old.get(&key(r)).and_then(|b| b["rust_ms"].as_f64())) else {
+        let (Some(new), Some(base)) = (r["rust_ms"].as_f64(), old.get(&key(r)).and_then(|b| b["rust_ms"].as_f64()))
+        else {
             continue;
         };
         compared += 1;
-        let ci = r["rust_ci_ms"].as_array().and_then(|a| Some(a.get(1)?.as_f64()? - a.first()?.as_f64()?)).unwrap_or(0.0);
+        let ci =
+            r["rust_ci_ms"].as_array().and_then(|a| Some(a.get(1)?.as_f64()? - a.first()?.as_f64()?)).unwrap_or(0.0);
         let slower = new - base;
         if slower > REGRESSION_SHARE * base && slower > REGRESSION_CI_WIDTHS * ci {
             lines.push(format!(
@@ -312,7 +327,8 @@ pub fn run(args: &[String]) -> Result<()> {
         };
         let composed = c.composed_group().and_then(|g| criterion_estimate(&home, &g, &c.id(), started)).map(|e| e.0);
         let torch_ms = torch.as_ref().and_then(|(t, _)| t.get(&c.full_id()).copied());
-        let tch_ms = if opts.tch { criterion_estimate(&home, &c.tch_group(), &c.id(), started).map(|e| e.0) } else { None };
+        let tch_ms =
+            if opts.tch { criterion_estimate(&home, &c.tch_group(), &c.id(), started).map(|e| e.0) } else { None };
         records.push(json!({
             "kernel": c.kernel, "pass": c.pass, "n": c.n, "v": c.v, "d": c.d,
             "rust_ms": ms, "rust_ci_ms": [lo, hi], "composed_ms": composed,
@@ -330,7 +346,11 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let mut md = format!(
         "# Loss kernel benchmark\n\n\
@@ -340,7 +360,11 @@ pub fn run(args: &[String]) -> Result<()> {
          (below 1: Rust is faster). \"Rust composed\" is the same loss through ordinary Burn tensor ops{}.\n\n",
         if opts.quick { " --quick" } else { "" },
         torch.as_ref().map_or("(not run: no torch venv)".to_string(), |(_, v)| v.clone()),
-        if opts.tch { "; \"burn LibTorch\" is that composed loss on burn's LibTorch CPU backend (`--tch`, OMP_NUM_THREADS=2)" } else { "" },
+        if opts.tch {
+            "; \"burn LibTorch\" is that composed loss on burn's LibTorch CPU backend (`--tch`, OMP_NUM_THREADS=2)"
+        } else {
+            ""
+        },
     );
     md.push_str(&table(&records, opts.tch));
     if let Some(base) = &baseline {
@@ -412,9 +436,7 @@ mod tests {
 
     #[test]
     fn regressions_need_both_share_and_noise_margin() {
-        let rec = |ms: f64, lo: f64, hi: f64| {
-            json!({"kernel": "info_nce", "pass": "fwd", "n": 64, "v": 1, "d": 128, "rust_ms": ms, "rust_ci_ms": [lo, hi]})
-        };
+        let rec = |ms: f64, lo: f64, hi: f64| json!({"kernel": "info_nce", "pass": "fwd", "n": 64, "v": 1, "d": 128, "rust_ms": ms, "rust_ci_ms": [lo, hi]});
         let base = vec![rec(10.0, 9.9, 10.1)];
         assert_eq!(compare(&[rec(10.5, 10.4, 10.6)], &base).0.len(), 0); // +5%: within 10%
         assert_eq!(compare(&[rec(12.0, 11.9, 12.1)], &base).0.len(), 1); // +20%, tight interval

@@ -41,7 +41,9 @@ pub fn run(args: &[String]) -> Result<()> {
             "--threads" => threads = value("--threads")?.parse().context("bench-models: --threads takes a number")?,
             "--case" => cases.push(value("--case")?),
             "--tch" => tch = true,
-            other => bail!("bench-models: unknown option '{other}' (expected --iters N, --threads T, --tch, --case ARCH:PRESET:SHAPE)"),
+            other => bail!(
+                "bench-models: unknown option '{other}' (expected --iters N, --threads T, --tch, --case ARCH:PRESET:SHAPE)"
+            ),
         }
     }
     if cases.is_empty() {
@@ -72,7 +74,15 @@ pub fn run(args: &[String]) -> Result<()> {
             if device == "flex" { burn.extend(read(&burn_json)?) } else { libtorch.extend(read(&burn_json)?) }
         }
         let mut t = Command::new(&py);
-        t.arg(root.join(TORCH_SCRIPT)).args(["--case", case, "--iters", &iters.to_string(), "--threads", &threads.to_string(), "--json"]);
+        t.arg(root.join(TORCH_SCRIPT)).args([
+            "--case",
+            case,
+            "--iters",
+            &iters.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--json",
+        ]);
         t.arg(&torch_json);
         util::run(&mut t)?;
         torch.extend(read(&torch_json)?);
@@ -82,7 +92,11 @@ pub fn run(args: &[String]) -> Result<()> {
         let find = |v: &[Value]| v.iter().find(|r| r["case"] == case.as_str()).cloned();
         let (Some(b), Some(t)) = (find(&burn), find(&torch)) else { bail!("bench-models: no result for {case}") };
         if b["params"] != t["params"] {
-            bail!("bench-models: {case}: Burn has {} parameters, PyTorch {}: not the same network", b["params"], t["params"]);
+            bail!(
+                "bench-models: {case}: Burn has {} parameters, PyTorch {}: not the same network",
+                b["params"],
+                t["params"]
+            );
         }
         let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let lt = find(&libtorch);
@@ -112,7 +126,15 @@ pub fn run(args: &[String]) -> Result<()> {
 fn build_bench(tch: bool) -> Result<std::path::PathBuf> {
     let features = tch.then_some("svaclr-models/tch");
     let mut cmd = util::cargo_for_features(features)?;
-    cmd.args(["bench", "-p", "svaclr-models", "--bench", "models", "--no-run", "--message-format=json-render-diagnostics"]);
+    cmd.args([
+        "bench",
+        "-p",
+        "svaclr-models",
+        "--bench",
+        "models",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
     if let Some(f) = features {
         cmd.args(["--features", f]);
     }
@@ -138,7 +160,15 @@ fn load_average() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn table(rows: &[Value], iters: usize, threads: usize, torch: &str, load_start: &str, load_end: &str, tch: bool) -> String {
+fn table(
+    rows: &[Value],
+    iters: usize,
+    threads: usize,
+    torch: &str,
+    load_start: &str,
+    load_end: &str,
+    tch: bool,
+) -> String {
     let mut s = format!(
         "Encoder speed, median of {iters} after 1 warm-up, {threads} threads: burn-flex (bench profile){} vs PyTorch {torch} CPU.\n\
          Machine load average (1 min): {load_start} at start, {load_end} at end.\n\

@@ -15,13 +15,7 @@ pub fn run(args: &[String]) -> Result<()> {
         match a.as_str() {
             "--debug" => release = false,
             "--release" => release = true,
-            "--features" => {
-                features = Some(
-                    it.next()
-                        .cloned()
-                        .context("build: --features needs a value")?,
-                )
-            }
+            "--features" => features = Some(it.next().cloned().context("build: --features needs a value")?),
             other => bail!("build: unknown option '{other}' (expected --debug, --features F)"),
         }
     }
@@ -35,9 +29,6 @@ pub fn run(args: &[String]) -> Result<()> {
         cmd.args(["--features", f]);
     }
     util::run(&mut cmd)?;
-    eprintln!(
-        "build: {} (`svaclr info` lists its backends)",
-        parity::svaclr_binary(release).display()
-    );
+    eprintln!("build: {} (`svaclr info` lists its backends)", parity::svaclr_binary(release).display());
     Ok(())
 }

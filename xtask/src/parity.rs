@@ -86,32 +86,66 @@ pub fn run(args: &[String]) -> Result<()> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let shape = if arch == "audio_resnet9" { run.audio_input } else { run.video_input };
             let seed = run.seed.to_string();
-            util::run(Command::new(&py).arg(&script).arg("generate").arg(&dir).args(["--arch", arch, "--seed", &seed, "--input", shape]))?;
+            util::run(
+                Command::new(&py)
+                    .arg(&script)
+                    .arg("generate")
+                    .arg(&dir)
+                    .args(["--arch", arch, "--seed", &seed, "--input", shape]),
+            )?;
             let f = |name: &str| dir.join(name);
             let io = f(&format!("{arch}_io.safetensors"));
-            for (weights, out) in [(format!("{arch}.pth"), "burn_from_pth.safetensors"), (format!("{arch}.safetensors"), "burn_from_safetensors.safetensors")] {
-                util::run(Command::new(&svaclr).args(["forward", "--arch", arch, "--weights"]).arg(f(&weights)).arg("--input").arg(&io).arg("--output").arg(f(out)))?;
+            for (weights, out) in [
+                (format!("{arch}.pth"), "burn_from_pth.safetensors"),
+                (format!("{arch}.safetensors"), "burn_from_safetensors.safetensors"),
+            ] {
+                util::run(
+                    Command::new(&svaclr)
+                        .args(["forward", "--arch", arch, "--weights"])
+                        .arg(f(&weights))
+                        .arg("--input")
+                        .arg(&io)
+                        .arg("--output")
+                        .arg(f(out)),
+                )?;
             }
             let bpk = f(&format!("{arch}.bpk"));
             let export = f(&format!("{arch}_export.safetensors"));
-            util::run(Command::new(&svaclr).args(["import", "--arch", arch, "--from"]).arg(f(&format!("{arch}.pth"))).arg("--out").arg(&bpk))?;
-            util::run(Command::new(&svaclr).args(["export", "--arch", arch, "--weights"]).arg(&bpk).arg("--out").arg(&export))?;
+            util::run(
+                Command::new(&svaclr)
+                    .args(["import", "--arch", arch, "--from"])
+                    .arg(f(&format!("{arch}.pth")))
+                    .arg("--out")
+                    .arg(&bpk),
+            )?;
+            util::run(
+                Command::new(&svaclr).args(["export", "--arch", arch, "--weights"]).arg(&bpk).arg("--out").arg(&export),
+            )?;
             let mut check = Command::new(&py);
             check.arg(&script).arg("check").arg(&dir).args(["--arch", arch, "--tol", &tol.to_string(), "--outputs"]);
-            check.arg(f("burn_from_pth.safetensors")).arg(f("burn_from_safetensors.safetensors")).arg("--export").arg(&export);
+            check
+                .arg(f("burn_from_pth.safetensors"))
+                .arg(f("burn_from_safetensors.safetensors"))
+                .arg("--export")
+                .arg(&export);
             eprintln!("$ {}", util::show(&check));
-            let output = check.current_dir(&root).output().with_context(|| format!("cannot start {}", util::show(&check)))?;
+            let output =
+                check.current_dir(&root).output().with_context(|| format!("cannot start {}", util::show(&check)))?;
             let stdout = String::from_utf8_lossy(&output.stdout);
             let mut got = 0;
             for line in stdout.lines().filter(|l| l.trim_start().starts_with('{')) {
-                let mut row: Value = serde_json::from_str(line).with_context(|| format!("parity: bad line from the check: {line}"))?;
+                let mut row: Value =
+                    serde_json::from_str(line).with_context(|| format!("parity: bad line from the check: {line}"))?;
                 row["seed"] = run.seed.into();
                 row["input"] = shape.into();
                 rows.push(row);
                 got += 1;
             }
             if got == 0 {
-                bail!("parity: the check printed nothing for {arch}: {}", String::from_utf8_lossy(&output.stderr).trim());
+                bail!(
+                    "parity: the check printed nothing for {arch}: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
             }
             if !keep {
                 remove_weight_files(&dir, arch)?;
@@ -133,7 +167,12 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// Delete the large weight files of one run (the small io and output files stay for inspection).
 fn remove_weight_files(dir: &Path, arch: &str) -> Result<()> {
-    for name in [format!("{arch}.pth"), format!("{arch}.safetensors"), format!("{arch}.bpk"), format!("{arch}_export.safetensors")] {
+    for name in [
+        format!("{arch}.pth"),
+        format!("{arch}.safetensors"),
+        format!("{arch}.bpk"),
+        format!("{arch}_export.safetensors"),
+    ] {
         let p = dir.join(name);
         if p.exists() {
             std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;

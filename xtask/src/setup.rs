@@ -91,6 +91,12 @@ pub fn ensure_torch_venv() -> Result<std::path::PathBuf> {
         std::fs::create_dir_all(parent)?;
     }
     util::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    util::run(Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check"]).args(util::TORCH_PACKAGES))?;
-    util::torch_python().ok_or_else(|| anyhow::anyhow!("setup: {} does not import torch {} after install", venv.display(), util::TORCH_VERSION))
+    util::run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .args(util::TORCH_PACKAGES),
+    )?;
+    util::torch_python().ok_or_else(|| {
+        anyhow::anyhow!("setup: {} does not import torch {} after install", venv.display(), util::TORCH_VERSION)
+    })
 }

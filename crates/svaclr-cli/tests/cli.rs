@@ -22,7 +22,8 @@ fn info_runs_and_missing_backend_is_a_one_line_error() {
         // The LibTorch the build linked, found at run time without LD_LIBRARY_PATH, and a real op on it.
         assert!(text.contains("LibTorch:             2.9.0"), "{text}");
         assert!(text.contains("CUDA device(s) visible to it"), "{text}");
-        let out = svaclr().args(["info", "--device", "tch-cpu"]).env_remove("LD_LIBRARY_PATH").output().expect("run svaclr");
+        let out =
+            svaclr().args(["info", "--device", "tch-cpu"]).env_remove("LD_LIBRARY_PATH").output().expect("run svaclr");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).contains("device check:         tch-cpu ok"));
     } else {
@@ -164,10 +165,8 @@ fn pretrain_on_a_device_list_is_checked_before_any_work() {
 
 #[test]
 fn pretrain_with_a_missing_config_is_a_one_line_error() {
-    let out = svaclr()
-        .args(["pretrain", "--config", "/nonexistent/cfg.json", "--out", "/tmp/never"])
-        .output()
-        .expect("run");
+    let out =
+        svaclr().args(["pretrain", "--config", "/nonexistent/cfg.json", "--out", "/tmp/never"]).output().expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -259,7 +258,11 @@ fn reproduce_table1_smoke_end_to_end() {
         }
     }
     let md = std::fs::read_to_string(out.join("table3.md")).expect("table3.md");
-    assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 1 + 4 + 2 + 1, "header + 4 published + 2 ours + baseline:\n{md}");
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("| ")).count(),
+        1 + 4 + 2 + 1,
+        "header + 4 published + 2 ours + baseline:\n{md}"
+    );
 }
 
 #[test]

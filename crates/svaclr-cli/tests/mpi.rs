@@ -232,8 +232,12 @@ mod with_mpi {
     fn rank_pid(parent: u32, rank: usize) -> Option<u32> {
         let want = format!("OMPI_COMM_WORLD_RANK={rank}");
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
             // Field 4 (after the ")" that ends the command name) is the parent pid.
             let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
             if ppid != Some(parent) {

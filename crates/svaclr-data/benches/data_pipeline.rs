@@ -129,10 +129,8 @@ fn benches(c: &mut Criterion) {
     });
     // Parts, with the same clip geometry as a speed-4 training sample.
     let item = ds.item(0).expect("item").clone();
-    let times: Vec<f64> = [1.0, 4.0]
-        .iter()
-        .flat_map(|&s| video_frame_times(2.0, s, cfg.frames, cfg.fps, item.duration))
-        .collect();
+    let times: Vec<f64> =
+        [1.0, 4.0].iter().flat_map(|&s| video_frame_times(2.0, s, cfg.frames, cfg.fps, item.duration)).collect();
     g.bench_function("decode", |b| b.iter(|| decode_frames_at(&item.video, &times, cfg.short_side).expect("decode")));
     let lm = LogMel::new(cfg.mel.clone()).expect("mel");
     let wav = item.audio.clone().expect("wav");

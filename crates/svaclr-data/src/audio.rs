@@ -373,7 +373,8 @@ pub fn decode_container_audio(path: &Path) -> Result<AudioClip, DataError> {
 
 /// Write mono samples as 16-bit PCM wav (clamped to [-1, 1]).
 pub fn write_wav_mono_i16(path: &Path, samples: &[f32], sample_rate: u32) -> Result<(), DataError> {
-    let spec = hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let werr = |source| DataError::WavWrite { path: path.to_path_buf(), source };
     let mut w = hound::WavWriter::create(path, spec).map_err(werr)?;
     for &s in samples {

@@ -80,12 +80,15 @@ impl AugmentConfig {
         if !(r0 > 0.0 && r0 <= r1 && r1.is_finite()) {
             return bad(format!("crop_ratio must satisfy 0 < lo <= hi, got [{r0}, {r1}]"));
         }
-        for (name, p) in [("flip_prob", self.flip_prob), ("jitter_prob", self.jitter_prob), ("grayscale_prob", self.grayscale_prob)] {
+        for (name, p) in
+            [("flip_prob", self.flip_prob), ("jitter_prob", self.jitter_prob), ("grayscale_prob", self.grayscale_prob)]
+        {
             if !(0.0..=1.0).contains(&p) {
                 return bad(format!("{name} must be in [0, 1], got {p}"));
             }
         }
-        for (name, s) in [("brightness", self.brightness), ("contrast", self.contrast), ("saturation", self.saturation)] {
+        for (name, s) in [("brightness", self.brightness), ("contrast", self.contrast), ("saturation", self.saturation)]
+        {
             if !(s >= 0.0 && s.is_finite()) {
                 return bad(format!("{name} must be >= 0, got {s}"));
             }
@@ -134,7 +137,13 @@ pub struct ViewTransform {
 }
 
 /// torchvision's `RandomResizedCrop.get_params` for a `height x width` frame.
-pub fn random_resized_crop_box(rng: &mut impl Rng, height: usize, width: usize, scale: [f64; 2], ratio: [f64; 2]) -> CropBox {
+pub fn random_resized_crop_box(
+    rng: &mut impl Rng,
+    height: usize,
+    width: usize,
+    scale: [f64; 2],
+    ratio: [f64; 2],
+) -> CropBox {
     let area = (height * width) as f64;
     let (lr0, lr1) = (ratio[0].ln(), ratio[1].ln());
     for _ in 0..CROP_TRIES {
@@ -324,7 +333,12 @@ mod tests {
     fn identity_crop_reproduces_pixels() {
         let (h, w) = (8, 8);
         let f = ramp_frame(h, w);
-        let tf = ViewTransform { crop: CropBox { top: 0, left: 0, height: h, width: w }, flip: false, jitter: None, grayscale: false };
+        let tf = ViewTransform {
+            crop: CropBox { top: 0, left: 0, height: h, width: w },
+            flip: false,
+            jitter: None,
+            grayscale: false,
+        };
         let out = render_view(&[&f], h, w, 8, &tf, [0.0; 3], [1.0; 3]);
         for y in 0..h {
             for x in 0..w {
@@ -352,7 +366,12 @@ mod tests {
     #[test]
     fn grayscale_and_normalise() {
         let f = ramp_frame(4, 4);
-        let tf = ViewTransform { crop: CropBox { top: 0, left: 0, height: 4, width: 4 }, flip: false, jitter: None, grayscale: true };
+        let tf = ViewTransform {
+            crop: CropBox { top: 0, left: 0, height: 4, width: 4 },
+            flip: false,
+            jitter: None,
+            grayscale: true,
+        };
         let out = render_view(&[&f], 4, 4, 4, &tf, [0.5; 3], [0.25; 3]);
         for i in 0..16 {
             assert!((out[i] - out[16 + i]).abs() < 1e-6 && (out[i] - out[32 + i]).abs() < 1e-6);

@@ -174,7 +174,12 @@ impl ClipDataset {
                 return Err(DataError::Missing { path: a.clone() });
             }
             if !(e.duration > 0.0 && e.duration.is_finite()) {
-                return Err(DataError::Config(format!("{}: manifest entry '{}' has duration {}", video.display(), e.id, e.duration)));
+                return Err(DataError::Config(format!(
+                    "{}: manifest entry '{}' has duration {}",
+                    video.display(),
+                    e.id,
+                    e.duration
+                )));
             }
             items.push(ClipItem { id: e.id.clone(), video, audio, duration: e.duration, fps: e.fps, label: e.label });
         }
@@ -231,11 +236,17 @@ impl ClipDataset {
                     let rate = f64::from(clip.sample_rate);
                     let start = (start_sec.max(0.0) * rate).round() as usize;
                     let n = (seconds * rate).ceil() as usize + 1;
-                    Ok(AudioClip { samples: audio::loop_segment(&clip.samples, start, n), sample_rate: clip.sample_rate })
+                    Ok(AudioClip {
+                        samples: audio::loop_segment(&clip.samples, start, n),
+                        sample_rate: clip.sample_rate,
+                    })
                 }
                 Err(DataError::NoAudioStream { .. }) if self.cfg.allow_missing_audio => {
                     let rate = self.cfg.mel.sample_rate;
-                    Ok(AudioClip { samples: vec![0.0; (seconds * f64::from(rate)).ceil() as usize + 1], sample_rate: rate })
+                    Ok(AudioClip {
+                        samples: vec![0.0; (seconds * f64::from(rate)).ceil() as usize + 1],
+                        sample_rate: rate,
+                    })
                 }
                 Err(e) => Err(e),
             },
@@ -295,7 +306,15 @@ impl ClipDataset {
         Ok(AvSample {
             video,
             audio,
-            spec: ClipSpec { video_id: item.id.clone(), index: i, start_sec: start, speed_video, speed_audio, epoch, seed },
+            spec: ClipSpec {
+                video_id: item.id.clone(),
+                index: i,
+                start_sec: start,
+                speed_video,
+                speed_audio,
+                epoch,
+                seed,
+            },
             label: item.label,
         })
     }
@@ -322,8 +341,15 @@ impl ClipDataset {
             let frames = &slices[k * cfg.frames..(k + 1) * cfg.frames];
             for c in 0..crops {
                 let tf = eval_transform(decoded.height, decoded.width, cfg.crop, crops, c);
-                let video =
-                    render_view(frames, decoded.height, decoded.width, cfg.crop, &tf, cfg.augment.mean, cfg.augment.std);
+                let video = render_view(
+                    frames,
+                    decoded.height,
+                    decoded.width,
+                    cfg.crop,
+                    &tf,
+                    cfg.augment.mean,
+                    cfg.augment.std,
+                );
                 out.push(AvSample {
                     video: vec![video],
                     audio: vec![mel.clone()],
@@ -369,7 +395,9 @@ impl ClipDataset {
         let video = decoded
             .slices()
             .chunks(cfg.frames)
-            .map(|frames| render_view(frames, decoded.height, decoded.width, cfg.crop, &tf, cfg.augment.mean, cfg.augment.std))
+            .map(|frames| {
+                render_view(frames, decoded.height, decoded.width, cfg.crop, &tf, cfg.augment.mean, cfg.augment.std)
+            })
             .collect();
         let source = self.audio_window(item, start, top_audio * cfg.audio_seconds)?;
         let audio = audio_speeds.iter().map(|&s| self.audio_view(&source, s)).collect::<Result<_, _>>()?;

@@ -148,15 +148,16 @@ pub fn write_av(
     )
     .map_err(e)?;
     let vst_tb = octx.stream(vidx).map(|s| s.time_base()).unwrap_or(vtb);
-    let drain_video = |enc: &mut ffmpeg::encoder::Video, octx: &mut ffmpeg::format::context::Output| -> Result<(), ffmpeg::Error> {
-        let mut pkt = ffmpeg::Packet::empty();
-        while enc.receive_packet(&mut pkt).is_ok() {
-            pkt.set_stream(vidx);
-            pkt.rescale_ts(vtb, vst_tb);
-            pkt.write_interleaved(octx)?;
-        }
-        Ok(())
-    };
+    let drain_video =
+        |enc: &mut ffmpeg::encoder::Video, octx: &mut ffmpeg::format::context::Output| -> Result<(), ffmpeg::Error> {
+            let mut pkt = ffmpeg::Packet::empty();
+            while enc.receive_packet(&mut pkt).is_ok() {
+                pkt.set_stream(vidx);
+                pkt.rescale_ts(vtb, vst_tb);
+                pkt.write_interleaved(octx)?;
+            }
+            Ok(())
+        };
     for i in 0..n_frames {
         let data = frame(i);
         if data.len() != width * height * 3 {
@@ -165,7 +166,8 @@ pub fn write_av(
         let mut rgb = ffmpeg::frame::Video::new(Pixel::RGB24, width as u32, height as u32);
         let stride = rgb.stride(0);
         for y in 0..height {
-            rgb.data_mut(0)[y * stride..y * stride + width * 3].copy_from_slice(&data[y * width * 3..(y + 1) * width * 3]);
+            rgb.data_mut(0)[y * stride..y * stride + width * 3]
+                .copy_from_slice(&data[y * width * 3..(y + 1) * width * 3]);
         }
         let mut yuv = ffmpeg::frame::Video::empty();
         scaler.run(&rgb, &mut yuv).map_err(e)?;
@@ -181,7 +183,9 @@ pub fn write_av(
         let ast_tb = octx.stream(aidx).map(|s| s.time_base()).unwrap_or(ffmpeg::Rational::new(1, sr as i32));
         let atb = ffmpeg::Rational::new(1, sr as i32);
         let chunk = if aenc.frame_size() > 0 { aenc.frame_size() as usize } else { 1024 };
-        let drain_audio = |enc: &mut ffmpeg::encoder::Audio, octx: &mut ffmpeg::format::context::Output| -> Result<(), ffmpeg::Error> {
+        let drain_audio = |enc: &mut ffmpeg::encoder::Audio,
+                           octx: &mut ffmpeg::format::context::Output|
+         -> Result<(), ffmpeg::Error> {
             let mut pkt = ffmpeg::Packet::empty();
             while enc.receive_packet(&mut pkt).is_ok() {
                 pkt.set_stream(aidx);

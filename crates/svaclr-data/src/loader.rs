@@ -5,9 +5,9 @@
 //! seeded permutation, each sample is a pure function of (seed, epoch, index), and batches are delivered in
 //! order whatever the number of workers. Resuming at batch `k` yields exactly batches `k..` of the same epoch.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -214,19 +214,17 @@ impl BatchLoader {
                 let (tx, rx) = sync_channel::<Result<HostBatch, DataError>>(cap);
                 let (dataset, order_w, stop_w) = (Arc::clone(&self.dataset), Arc::clone(&order), Arc::clone(&stop));
                 let (bs, seed, step, shard) = (self.batch_size, self.seed, self.workers, self.shard);
-                let join = std::thread::Builder::new()
-                    .name(format!("svaclr-loader-{w}"))
-                    .spawn(move || {
-                        for b in (start + w..end).step_by(step) {
-                            if stop_w.load(Ordering::Relaxed) {
-                                break;
-                            }
-                            let r = build_batch(&dataset, &order_w, b, bs, shard, epoch, seed);
-                            if tx.send(r).is_err() {
-                                break;
-                            }
+                let join = std::thread::Builder::new().name(format!("svaclr-loader-{w}")).spawn(move || {
+                    for b in (start + w..end).step_by(step) {
+                        if stop_w.load(Ordering::Relaxed) {
+                            break;
                         }
-                    });
+                        let r = build_batch(&dataset, &order_w, b, bs, shard, epoch, seed);
+                        if tx.send(r).is_err() {
+                            break;
+                        }
+                    }
+                });
                 match join {
                     Ok(j) => workers.push(Worker { rx: Some(rx), join: Some(j) }),
                     Err(_) => {

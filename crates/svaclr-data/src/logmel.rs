@@ -71,7 +71,10 @@ impl MelConfig {
         }
         let nyquist = f64::from(self.sample_rate) / 2.0;
         if !(self.f_min >= 0.0 && self.f_min < self.f_max && self.f_max <= nyquist) {
-            return bad(format!("need 0 <= f_min < f_max <= sample_rate/2 ({nyquist}), got {} and {}", self.f_min, self.f_max));
+            return bad(format!(
+                "need 0 <= f_min < f_max <= sample_rate/2 ({nyquist}), got {} and {}",
+                self.f_min, self.f_max
+            ));
         }
         if !(self.log_eps > 0.0 && self.log_eps.is_finite()) {
             return bad(format!("log_eps must be > 0, got {}", self.log_eps));
@@ -171,8 +174,7 @@ impl LogMel {
         let left = (cfg.n_fft - cfg.win_length) / 2;
         for i in 0..cfg.win_length {
             // Periodic Hann: 0.5 - 0.5 cos(2 pi i / N).
-            window[left + i] =
-                0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / cfg.win_length as f64).cos();
+            window[left + i] = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / cfg.win_length as f64).cos();
         }
         let fb = mel_filterbank(&cfg);
         let bands = (0..cfg.n_mels)
@@ -211,11 +213,8 @@ impl LogMel {
             let origin = (t * cfg.hop_length) as isize - pad;
             for (k, x) in input.iter_mut().enumerate() {
                 let w = self.window[k];
-                *x = if w == 0.0 || n == 0 {
-                    0.0
-                } else {
-                    f64::from(signal[reflect_index(origin + k as isize, n)]) * w
-                };
+                *x =
+                    if w == 0.0 || n == 0 { 0.0 } else { f64::from(signal[reflect_index(origin + k as isize, n)]) * w };
             }
             // Length mismatches cannot happen: the buffers come from the plan itself.
             if self.fft.process_with_scratch(&mut input, &mut spectrum, &mut scratch).is_err() {
@@ -249,7 +248,16 @@ mod tests {
         for f in [0.0, 440.0, 8000.0] {
             assert!((mel_to_hz(hz_to_mel(f)) - f).abs() < 1e-9);
         }
-        let cfg = MelConfig { sample_rate: 16_000, n_fft: 512, win_length: 400, hop_length: 160, n_mels: 40, f_min: 0.0, f_max: 8000.0, log_eps: 1e-6 };
+        let cfg = MelConfig {
+            sample_rate: 16_000,
+            n_fft: 512,
+            win_length: 400,
+            hop_length: 160,
+            n_mels: 40,
+            f_min: 0.0,
+            f_max: 8000.0,
+            log_eps: 1e-6,
+        };
         let fb = mel_filterbank(&cfg);
         assert_eq!((fb.len(), fb[0].len()), (257, 40));
         assert!(fb.iter().flatten().all(|w| (0.0..=1.0).contains(w)));

@@ -71,8 +71,11 @@ impl Manifest {
             if line.trim().is_empty() {
                 continue;
             }
-            let entry: ManifestEntry = serde_json::from_str(&line)
-                .map_err(|source| ManifestError::Parse { path: path.to_path_buf(), line: i + 1, source })?;
+            let entry: ManifestEntry = serde_json::from_str(&line).map_err(|source| ManifestError::Parse {
+                path: path.to_path_buf(),
+                line: i + 1,
+                source,
+            })?;
             if !ids.insert(entry.id.clone()) {
                 return Err(ManifestError::DuplicateId { path: path.to_path_buf(), id: entry.id });
             }

@@ -72,7 +72,8 @@ pub const KINETICS_SOUNDS_CLASSES: [&str; 32] = [
 ];
 
 /// File extensions treated as videos when scanning a dataset root.
-pub const VIDEO_EXTENSIONS: [&str; 11] = ["mp4", "mkv", "webm", "avi", "mov", "m4v", "flv", "3gp", "mpg", "mpeg", "ogv"];
+pub const VIDEO_EXTENSIONS: [&str; 11] =
+    ["mp4", "mkv", "webm", "avi", "mov", "m4v", "flv", "3gp", "mpg", "mpeg", "ogv"];
 
 /// The datasets `prepare` understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +148,14 @@ pub struct PrepareOptions {
 impl PrepareOptions {
     /// Defaults: wavs at 24 kHz (the default mel rate), at least 1 s, progress bar on.
     pub fn new(dataset: DatasetKind, root: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
-        Self { dataset, root: root.into(), out: out.into(), audio_rate: Some(24_000), min_duration: 1.0, progress: true }
+        Self {
+            dataset,
+            root: root.into(),
+            out: out.into(),
+            audio_rate: Some(24_000),
+            min_duration: 1.0,
+            progress: true,
+        }
     }
 }
 
@@ -365,9 +373,8 @@ impl FileIndex {
 fn list_kinetics(kind: DatasetKind, root: &Path, files: &[PathBuf]) -> Result<Listing, DataError> {
     let ks = kind == DatasetKind::KineticsSounds;
     let keep = |name: &str| !ks || KINETICS_SOUNDS_CLASSES.contains(&norm_class(name).as_str());
-    let is_csv = |p: &Path| {
-        p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")) && norm_split(&stem(p)).is_some()
-    };
+    let is_csv =
+        |p: &Path| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")) && norm_split(&stem(p)).is_some();
     let mut csvs: Vec<PathBuf> = find_named(root, 0, &is_csv);
     csvs.extend(find_named(&root.join("annotations"), 0, &is_csv));
     // (label name, clip id, file, split)
@@ -380,8 +387,12 @@ fn list_kinetics(kind: DatasetKind, root: &Path, files: &[PathBuf]) -> Result<Li
             let mut lines = text.lines();
             let header = parse_csv_line(lines.next().unwrap_or(""));
             let col = |n: &str| header.iter().position(|h| h.eq_ignore_ascii_case(n));
-            let (Some(c_id), Some(c_start), Some(c_end)) = (col("youtube_id"), col("time_start"), col("time_end")) else {
-                return Err(perr(kind, format!("{}: header must name youtube_id, time_start, time_end", csv.display())));
+            let (Some(c_id), Some(c_start), Some(c_end)) = (col("youtube_id"), col("time_start"), col("time_end"))
+            else {
+                return Err(perr(
+                    kind,
+                    format!("{}: header must name youtube_id, time_start, time_end", csv.display()),
+                ));
             };
             let (c_label, c_split) = (col("label"), col("split"));
             let file_split = norm_split(&stem(csv)).unwrap_or_else(|| "train".into());
@@ -426,7 +437,10 @@ fn list_kinetics(kind: DatasetKind, root: &Path, files: &[PathBuf]) -> Result<Li
             rows.push((Some(class.clone()), None, f.clone(), split));
         }
         if rows.is_empty() {
-            return Err(perr(kind, format!("{}: no annotation CSV and no <split>/<class>/<video> folders", root.display())));
+            return Err(perr(
+                kind,
+                format!("{}: no annotation CSV and no <split>/<class>/<video> folders", root.display()),
+            ));
         }
     }
     let classes: Vec<String> = if ks {
@@ -460,7 +474,10 @@ fn list_vggsound(root: &Path, files: &[PathBuf]) -> Result<Listing, DataError> {
         }
         let f = parse_csv_line(line);
         if f.len() < 4 {
-            return Err(perr(kind, format!("{}:{}: expected youtube_id,start_seconds,label,split", csv.display(), ln + 1)));
+            return Err(perr(
+                kind,
+                format!("{}:{}: expected youtube_id,start_seconds,label,split", csv.display(), ln + 1),
+            ));
         }
         let Ok(start) = f[1].parse::<f64>() else {
             if ln == 0 {
@@ -474,9 +491,10 @@ fn list_vggsound(root: &Path, files: &[PathBuf]) -> Result<Listing, DataError> {
         let found = cands.iter().find_map(|c| index.by_stem.get(c)).or_else(|| index.by_ytid.get(id.as_str()));
         match found {
             Some(p) => rows.push((cands[0].clone(), label.clone(), p.clone(), split)),
-            None => listing
-                .missing
-                .push(Unusable { path: PathBuf::from(format!("{} (listed in vggsound.csv)", cands[0])), reason: "file not found".into() }),
+            None => listing.missing.push(Unusable {
+                path: PathBuf::from(format!("{} (listed in vggsound.csv)", cands[0])),
+                reason: "file not found".into(),
+            }),
         }
     }
     let classes: Vec<String> = rows.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
@@ -525,7 +543,8 @@ fn list_ucf101(root: &Path, files: &[PathBuf]) -> Result<Listing, DataError> {
                 let class = rel.split('/').next().unwrap_or("");
                 let Some(path) = index.by_name.get(&name) else {
                     if fold == 1 {
-                        missing.push(Unusable { path: PathBuf::from(&rel), reason: "listed but file not found".into() });
+                        missing
+                            .push(Unusable { path: PathBuf::from(&rel), reason: "listed but file not found".into() });
                     }
                     continue;
                 };
@@ -572,7 +591,9 @@ fn list_hmdb51(root: &Path, files: &[PathBuf]) -> Result<Listing, DataError> {
             let text = fs::read_to_string(list).map_err(|e| DataError::io(list, e))?;
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 let mut it = line.split_whitespace();
-                let (Some(name), Some(mark)) = (it.next(), it.next()) else { continue };
+                let (Some(name), Some(mark)) = (it.next(), it.next()) else {
+                    continue;
+                };
                 let split = match mark {
                     "1" => "train",
                     "2" => "test",
@@ -580,7 +601,8 @@ fn list_hmdb51(root: &Path, files: &[PathBuf]) -> Result<Listing, DataError> {
                 };
                 let Some(path) = index.by_name.get(name) else {
                     if *fold == 1 {
-                        missing.push(Unusable { path: PathBuf::from(name), reason: "listed but file not found".into() });
+                        missing
+                            .push(Unusable { path: PathBuf::from(name), reason: "listed but file not found".into() });
                     }
                     continue;
                 };
@@ -739,7 +761,8 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport, DataError> {
         seconds: t0.elapsed().as_secs_f64(),
     };
     let report_path = opts.out.join(REPORT_FILE);
-    let json = serde_json::to_string_pretty(&report).map_err(|e| DataError::io(&report_path, std::io::Error::other(e)))?;
+    let json =
+        serde_json::to_string_pretty(&report).map_err(|e| DataError::io(&report_path, std::io::Error::other(e)))?;
     fs::write(&report_path, json).map_err(|e| DataError::io(&report_path, e))?;
     if indexed == 0 {
         return Err(perr(kind, format!("no usable video (see {})", report_path.display())));
@@ -753,7 +776,10 @@ mod tests {
 
     #[test]
     fn csv_quotes_and_ids() {
-        assert_eq!(parse_csv_line(r#"abc,30,"playing steel guitar, slide guitar",train"#), vec!["abc", "30", "playing steel guitar, slide guitar", "train"]);
+        assert_eq!(
+            parse_csv_line(r#"abc,30,"playing steel guitar, slide guitar",train"#),
+            vec!["abc", "30", "playing steel guitar, slide guitar", "train"]
+        );
         assert_eq!(parse_csv_line(r#"a,"b ""c""",d"#), vec!["a", r#"b "c""#, "d"]);
         assert_eq!(youtube_id_of("---g-f_I2yQ_000001_000011"), "---g-f_I2yQ");
         assert_eq!(youtube_id_of("-0BIyqJj9ZU_000030"), "-0BIyqJj9ZU");

@@ -81,7 +81,9 @@ impl SpeedSet {
         match self {
             SpeedSet::Range([lo, hi]) => {
                 if !(lo.is_finite() && hi.is_finite()) || lo.fract() != 0.0 || hi.fract() != 0.0 {
-                    return bad(format!("[lo, hi] must be integers, got [{lo}, {hi}] (use {{\"list\": [...]}} for fractional speeds)"));
+                    return bad(format!(
+                        "[lo, hi] must be integers, got [{lo}, {hi}] (use {{\"list\": [...]}} for fractional speeds)"
+                    ));
                 }
                 if *lo < 1.0 {
                     return bad(format!("lo must be >= 1, got {lo}"));

@@ -277,7 +277,13 @@ fn open_stream(path: &Path) -> Result<Opened, DataError> {
     if size.0 == 0 || size.1 == 0 || decoder.format() == ffmpeg::format::Pixel::None {
         return Err(open_err(path, "video stream has no frame size or pixel format"));
     }
-    Ok(Opened { stream: Stream { reader, decoder, index, draining: false, consecutive_errors: 0 }, size, native_fps, origin, tb })
+    Ok(Opened {
+        stream: Stream { reader, decoder, index, draining: false, consecutive_errors: 0 },
+        size,
+        native_fps,
+        origin,
+        tb,
+    })
 }
 
 /// A decoded frame that may be chosen for a request; converted to RGB only if it is.

@@ -66,7 +66,8 @@ pub fn topk_accuracy(logits: &[f32], classes: usize, labels: &[usize], k: usize)
     if labels.is_empty() {
         return Err(EvalError::invalid("labels", "no samples to score"));
     }
-    let hits = labels.iter().enumerate().filter(|&(i, &y)| true_class_rank(&logits[i * classes..(i + 1) * classes], y) <= k);
+    let hits =
+        labels.iter().enumerate().filter(|&(i, &y)| true_class_rank(&logits[i * classes..(i + 1) * classes], y) <= k);
     Ok(hits.count() as f64 / labels.len() as f64)
 }
 
@@ -98,7 +99,10 @@ impl ConfusionMatrix {
     /// Add another matrix of the same size (folds).
     pub fn add(&mut self, other: &ConfusionMatrix) -> Result<(), EvalError> {
         if other.classes != self.classes {
-            return Err(EvalError::invalid("confusion matrix", format!("{} vs {} classes", self.classes, other.classes)));
+            return Err(EvalError::invalid(
+                "confusion matrix",
+                format!("{} vs {} classes", self.classes, other.classes),
+            ));
         }
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             for (x, y) in a.iter_mut().zip(b) {
@@ -151,7 +155,12 @@ pub struct ClassificationScores {
 }
 
 /// Score per-view logits `[videos * views, classes]` (views of a video consecutive) against one label per video.
-pub fn score_views(logits: &[f32], classes: usize, views: usize, labels: &[usize]) -> Result<ClassificationScores, EvalError> {
+pub fn score_views(
+    logits: &[f32],
+    classes: usize,
+    views: usize,
+    labels: &[usize],
+) -> Result<ClassificationScores, EvalError> {
     let video_logits = average_views(logits, classes, views)?;
     Ok(ClassificationScores {
         top1: topk_accuracy(&video_logits, classes, labels, 1)?,

@@ -215,7 +215,10 @@ impl FinetuneConfig {
         o.schedule.validate().map_err(|e| format!("optim.schedule: {e}"))?;
         let valid_crops = |c: usize| c == 1 || c == 3;
         if self.test.clips == 0 || !valid_crops(self.test.crops) {
-            return Err(format!("test: clips = {} must be >= 1 and crops = {} 1 or 3", self.test.clips, self.test.crops));
+            return Err(format!(
+                "test: clips = {} must be >= 1 and crops = {} 1 or 3",
+                self.test.clips, self.test.crops
+            ));
         }
         if self.test.batch_size == 0 {
             return Err("test.batch_size must be at least 1".into());

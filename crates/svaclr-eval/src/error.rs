@@ -30,7 +30,9 @@ pub enum EvalError {
         reason: String,
     },
     /// A clip of a split that must be labelled has no label.
-    #[error("{manifest}: clip '{id}' of split '{split}' has no label; classification and class-level retrieval need labels")]
+    #[error(
+        "{manifest}: clip '{id}' of split '{split}' has no label; classification and class-level retrieval need labels"
+    )]
     Unlabelled {
         /// The manifest file.
         manifest: PathBuf,

@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use burn::module::Param;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::module::Param;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -158,7 +158,12 @@ fn labels_of(ds: &ClipDataset, split: &SplitRef, classes: usize) -> Result<Vec<u
                 id: item.id.clone(),
             })?;
             if label >= classes {
-                return Err(EvalError::LabelOutOfRange { manifest: split.manifest.clone(), id: item.id.clone(), label, classes });
+                return Err(EvalError::LabelOutOfRange {
+                    manifest: split.manifest.clone(),
+                    id: item.id.clone(),
+                    label,
+                    classes,
+                });
             }
             Ok(label)
         })
@@ -209,7 +214,8 @@ pub fn init_head(cfg: &ClassifierConfig, seed: u64, device: &Device) -> Result<C
     let mut draw = |n: usize| (0..n).map(|_| rng.random_range(-bound..bound) as f32).collect::<Vec<f32>>();
     let weight = draw(cfg.in_dim * cfg.num_classes); // Burn's Linear weight is [in, out]
     let bias = draw(cfg.num_classes);
-    head.fc.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, [cfg.in_dim, cfg.num_classes]), device));
+    head.fc.weight =
+        Param::from_tensor(Tensor::from_data(TensorData::new(weight, [cfg.in_dim, cfg.num_classes]), device));
     head.fc.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [cfg.num_classes]), device)));
     Ok(head)
 }
@@ -239,7 +245,12 @@ fn std(xs: &[f64]) -> f64 {
 /// Evaluate `source.model.video` on every fold of `cfg` with its protocol.
 ///
 /// `device` is the plain device; autodiff is added where training needs it.
-pub fn run(cfg: &FinetuneConfig, source: &LoadedModel, device: &Device, opts: &EvalOptions) -> Result<FinetuneResult, EvalError> {
+pub fn run(
+    cfg: &FinetuneConfig,
+    source: &LoadedModel,
+    device: &Device,
+    opts: &EvalOptions,
+) -> Result<FinetuneResult, EvalError> {
     let started = Instant::now();
     let encoder = source.model.video.valid();
     let mut folds = Vec::with_capacity(cfg.folds.len());
@@ -316,7 +327,12 @@ fn finetune_fold(
     if steps == 0 {
         return Err(EvalError::invalid(
             "batch_size",
-            format!("fold '{}': {} training clips are fewer than one batch of {}", fold.name, data.train.len(), cfg.batch_size),
+            format!(
+                "fold '{}': {} training clips are fewer than one batch of {}",
+                fold.name,
+                data.train.len(),
+                cfg.batch_size
+            ),
         ));
     }
     ad.seed(cfg.seed);
@@ -357,7 +373,13 @@ fn finetune_fold(
             pb.set_message(format!("epoch {epoch} loss {value:.4}"));
             pb.inc(1);
         }
-        logs.push(EpochLog { epoch, lr_head: lr_h, lr_backbone: lr_b, loss: loss_sum / steps as f64, train_top1: hits as f64 / seen.max(1) as f64 });
+        logs.push(EpochLog {
+            epoch,
+            lr_head: lr_h,
+            lr_backbone: lr_b,
+            loss: loss_sum / steps as f64,
+            train_top1: hits as f64 / seen.max(1) as f64,
+        });
     }
     pb.finish_and_clear();
 
@@ -375,7 +397,12 @@ fn finetune_fold(
     })?;
     tb.finish_and_clear();
     if let Some(v) = logits.iter().find(|v| !v.is_finite()) {
-        return Err(EvalError::NonFinite { what: "logits", fold: fold.name.clone(), epoch: cfg.epochs, value: f64::from(*v) });
+        return Err(EvalError::NonFinite {
+            what: "logits",
+            fold: fold.name.clone(),
+            epoch: cfg.epochs,
+            value: f64::from(*v),
+        });
     }
     let scores = score_views(&logits, classes, clips * crops, &data.test_labels)?;
     Ok(FoldResult {
@@ -457,7 +484,9 @@ impl FeatureCache {
         if let Some(path) = self.file(&key).filter(|p| p.is_file()) {
             let t = svaclr_models::weights::read_tensor(&path, "features")?;
             let shape = t.shape().to_vec();
-            let values = t.try_into_vec::<f32>().map_err(|e| EvalError::invalid("feature cache", format!("{}: {e:?}", path.display())))?;
+            let values = t
+                .try_into_vec::<f32>()
+                .map_err(|e| EvalError::invalid("feature cache", format!("{}: {e:?}", path.display())))?;
             if shape.len() == 2 && shape[0] == expected_rows {
                 let f = SplitFeatures { rows: Embeddings::new(values, shape[0], shape[1])?, views };
                 self.memory.insert(key, f.clone());
@@ -499,15 +528,38 @@ fn probe_fold(
 ) -> Result<FoldResult, EvalError> {
     let p = &cfg.linear_probe;
     let vb = cfg.test.batch_size;
-    let train = cache.get(&data.train, &fold.train, &cfg.train_data, p.train_clips, p.train_crops, encoder, device, vb, opts.progress)?;
-    let test = cache.get(&data.test, &fold.test, &cfg.test_data, cfg.test.clips, cfg.test.crops, encoder, device, vb, opts.progress)?;
+    let train = cache.get(
+        &data.train,
+        &fold.train,
+        &cfg.train_data,
+        p.train_clips,
+        p.train_crops,
+        encoder,
+        device,
+        vb,
+        opts.progress,
+    )?;
+    let test = cache.get(
+        &data.test,
+        &fold.test,
+        &cfg.test_data,
+        cfg.test.clips,
+        cfg.test.crops,
+        encoder,
+        device,
+        vb,
+        opts.progress,
+    )?;
     let test_mean = test.rows.group_mean(test.views)?;
     let (x_train, x_test) = match p.feature_norm {
         FeatureNorm::None => (train.rows, test_mean),
         FeatureNorm::L2 => (train.rows.l2_normalized(), test_mean.l2_normalized()),
         FeatureNorm::Standardize => {
             let (mean, std) = train.rows.column_stats();
-            (train.rows.standardized(&mean, &std, STANDARDIZE_EPS)?, test_mean.standardized(&mean, &std, STANDARDIZE_EPS)?)
+            (
+                train.rows.standardized(&mean, &std, STANDARDIZE_EPS)?,
+                test_mean.standardized(&mean, &std, STANDARDIZE_EPS)?,
+            )
         }
     };
     let y_train: Vec<usize> = data.train_labels.iter().flat_map(|&y| std::iter::repeat_n(y, train.views)).collect();
@@ -537,7 +589,13 @@ fn probe_fold(
             hits += h;
             pb.inc(1);
         }
-        logs.push(EpochLog { epoch, lr_head: lr, lr_backbone: 0.0, loss: loss_sum / steps as f64, train_top1: hits as f64 / n as f64 });
+        logs.push(EpochLog {
+            epoch,
+            lr_head: lr,
+            lr_backbone: 0.0,
+            loss: loss_sum / steps as f64,
+            train_top1: hits as f64 / n as f64,
+        });
     }
     pb.finish_and_clear();
 
@@ -545,7 +603,12 @@ fn probe_fold(
     let xt: Tensor<2> = Tensor::from_data(TensorData::new(x_test.as_slice().to_vec(), [x_test.rows(), dim]), device);
     let (logits, classes) = to_host(head.forward(xt))?; // [videos, classes]
     if let Some(v) = logits.iter().find(|v| !v.is_finite()) {
-        return Err(EvalError::NonFinite { what: "logits", fold: fold.name.clone(), epoch: cfg.epochs, value: f64::from(*v) });
+        return Err(EvalError::NonFinite {
+            what: "logits",
+            fold: fold.name.clone(),
+            epoch: cfg.epochs,
+            value: f64::from(*v),
+        });
     }
     let scores = score_views(&logits, classes, 1, &data.test_labels)?;
     Ok(FoldResult {

@@ -24,7 +24,9 @@ pub mod source;
 pub mod views;
 
 pub use classify::{ClassificationScores, ConfusionMatrix, average_views, score_views, topk_accuracy};
-pub use config::{FeatureNorm, FinetuneConfig, FoldConfig, LinearProbeConfig, OptimConfig, Protocol, SplitRef, TestConfig};
+pub use config::{
+    FeatureNorm, FinetuneConfig, FoldConfig, LinearProbeConfig, OptimConfig, Protocol, SplitRef, TestConfig,
+};
 pub use error::EvalError;
 pub use finetune::{EvalOptions, FinetuneResult, FoldResult};
 pub use retrieval::{DEFAULT_KS, Embeddings, evaluate_pairs};

@@ -52,8 +52,21 @@ pub fn finetune_markdown(r: &FinetuneResult) -> String {
         (None, false) => "?".into(),
     };
     let _ = writeln!(s, "# Action recognition ({})\n", r.protocol.name());
-    let _ = writeln!(s, "Encoder: {source}, {} / {}, {} parameters.  ", r.model.video_arch.name(), r.model.preset.name(), r.encoder_params);
-    let _ = writeln!(s, "Seed {}, device {}, {:.1} s, config `{}`.\n", r.seed, r.device, r.wall_seconds, &r.config_hash[..12.min(r.config_hash.len())]);
+    let _ = writeln!(
+        s,
+        "Encoder: {source}, {} / {}, {} parameters.  ",
+        r.model.video_arch.name(),
+        r.model.preset.name(),
+        r.encoder_params
+    );
+    let _ = writeln!(
+        s,
+        "Seed {}, device {}, {:.1} s, config `{}`.\n",
+        r.seed,
+        r.device,
+        r.wall_seconds,
+        &r.config_hash[..12.min(r.config_hash.len())]
+    );
     let _ = writeln!(s, "| fold | top-1 (%) | top-5 (%) | classes | train videos | test videos | views / video |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
     for f in &r.folds {
@@ -103,11 +116,21 @@ pub fn retrieval_markdown(r: &RetrievalResult) -> String {
         r.clips_per_video,
         r.embedding.name()
     );
-    let _ = writeln!(s, "Ties: {}. Device {}, {:.1} s, config `{}`.\n", r.tie_rule, r.device, r.wall_seconds, &r.config_hash[..12.min(r.config_hash.len())]);
+    let _ = writeln!(
+        s,
+        "Ties: {}. Device {}, {:.1} s, config `{}`.\n",
+        r.tie_rule,
+        r.device,
+        r.wall_seconds,
+        &r.config_hash[..12.min(r.config_hash.len())]
+    );
     let header: Vec<String> = r.ks.iter().map(|k| format!("R@{k} (%)")).collect();
     let _ = writeln!(s, "| level | direction | {} | median rank |", header.join(" | "));
     let _ = writeln!(s, "|---|---|{}---:|", "---:|".repeat(r.ks.len()));
-    let mut rows = vec![("instance", "video → audio", &r.instance_detail.v2a), ("instance", "audio → video", &r.instance_detail.a2v)];
+    let mut rows = vec![
+        ("instance", "video → audio", &r.instance_detail.v2a),
+        ("instance", "audio → video", &r.instance_detail.a2v),
+    ];
     if let Some(c) = &r.class_level_detail {
         rows.push(("class", "video → audio", &c.v2a));
         rows.push(("class", "audio → video", &c.a2v));
@@ -171,7 +194,10 @@ pub fn plot_confusion(m: &ConfusionMatrix, names: &[String], title: &str, path: 
             let y = n - 1 - t;
             let shade = (255.0 * (1.0 - v)).round().clamp(0.0, 255.0) as u8;
             Rectangle::new(
-                [(SegmentValue::Exact(p), SegmentValue::Exact(y)), (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1))],
+                [
+                    (SegmentValue::Exact(p), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1)),
+                ],
                 RGBColor(shade, shade, 255).filled(),
             )
         }))

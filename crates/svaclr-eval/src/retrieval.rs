@@ -214,7 +214,11 @@ pub fn instance_ranks(sim: &[f64], n: usize) -> Result<Vec<usize>, EvalError> {
 }
 
 /// Class-level ranks: a gallery item is relevant when it shares the query's class (the query's own pair included).
-pub fn class_ranks(sim: &[f64], query_labels: &[usize], gallery_labels: &[usize]) -> Result<Vec<Option<usize>>, EvalError> {
+pub fn class_ranks(
+    sim: &[f64],
+    query_labels: &[usize],
+    gallery_labels: &[usize],
+) -> Result<Vec<Option<usize>>, EvalError> {
     if sim.len() != query_labels.len() * gallery_labels.len() {
         return Err(EvalError::invalid(
             "similarity matrix",
@@ -326,11 +330,9 @@ pub fn parse_ks(s: &str) -> Result<Vec<usize>, EvalError> {
     let mut ks = s
         .split(',')
         .map(|p| {
-            p.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&k| k >= 1)
-                .ok_or_else(|| EvalError::invalid("retrieval k", format!("'{}' in '{s}' is not an integer >= 1", p.trim())))
+            p.trim().parse::<usize>().ok().filter(|&k| k >= 1).ok_or_else(|| {
+                EvalError::invalid("retrieval k", format!("'{}' in '{s}' is not an integer >= 1", p.trim()))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     ks.sort_unstable();

@@ -94,12 +94,17 @@ pub fn load_model(
         }
         (None, true) => {
             let cfg = fallback.ok_or_else(|| {
-                EvalError::invalid("model source", "--random-init without --checkpoint needs the config's \"model\" field")
+                EvalError::invalid(
+                    "model source",
+                    "--random-init without --checkpoint needs the config's \"model\" field",
+                )
             })?;
             device.seed(seed);
             LoadedModel::new(cfg.init(device)?, cfg.clone(), None, true, None, None)
         }
-        (None, false) => Err(EvalError::invalid("model source", "give --checkpoint RUN_DIR (or --random-init for the baseline)")),
+        (None, false) => {
+            Err(EvalError::invalid("model source", "give --checkpoint RUN_DIR (or --random-init for the baseline)"))
+        }
     }
 }
 

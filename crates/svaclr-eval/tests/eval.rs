@@ -15,7 +15,8 @@ use svaclr_eval::classify::{average_views, score_views, topk_accuracy};
 use svaclr_eval::config::{FinetuneConfig, Protocol};
 use svaclr_eval::finetune::{self, EvalOptions};
 use svaclr_eval::retrieval::{
-    DirectionResult, Embeddings, class_ranks, evaluate_pairs, first_relevant_ranks, instance_ranks, recall_at_k, similarity,
+    DirectionResult, Embeddings, class_ranks, evaluate_pairs, first_relevant_ranks, instance_ranks, recall_at_k,
+    similarity,
 };
 use svaclr_eval::retrieve::{self, EmbeddingKind, RetrieveConfig};
 use svaclr_eval::{EvalError, LoadedModel, report};
@@ -137,7 +138,8 @@ fn l2_normalise_and_group_mean() {
 fn matrix(v: &Value) -> (Vec<f32>, usize, usize) {
     let rows = v.as_array().expect("rows");
     let dim = rows[0].as_array().expect("row").len();
-    let data: Vec<f32> = rows.iter().flat_map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("num") as f32)).collect();
+    let data: Vec<f32> =
+        rows.iter().flat_map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("num") as f32)).collect();
     (data, rows.len(), dim)
 }
 
@@ -174,7 +176,12 @@ fn numpy_parity() {
         let sv = similarity(&video, &audio).expect("sim");
         let sa = similarity(&audio, &video).expect("sim");
         let ranks = [
-            ("instance", "v2a", instance_ranks(&sv, n).expect("r").into_iter().map(Some).collect::<Vec<_>>(), &inst.v2a),
+            (
+                "instance",
+                "v2a",
+                instance_ranks(&sv, n).expect("r").into_iter().map(Some).collect::<Vec<_>>(),
+                &inst.v2a,
+            ),
             ("instance", "a2v", instance_ranks(&sa, n).expect("r").into_iter().map(Some).collect(), &inst.a2v),
             ("class_level", "v2a", class_ranks(&sv, &labels, &labels).expect("r"), &class.v2a),
             ("class_level", "a2v", class_ranks(&sa, &labels, &labels).expect("r"), &class.a2v),
@@ -301,8 +308,7 @@ fn shipped_configs_parse_and_validate_but_for_their_manifests() {
         }
         n += 1;
         let text = std::fs::read_to_string(&path).expect("read");
-        let mut cfg: FinetuneConfig =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut cfg: FinetuneConfig = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // Resolve against an empty folder: every check but the manifests' existence must pass.
         let empty = tempfile::tempdir().expect("tempdir");
         cfg.resolve(path.parent().expect("dir"), Some(empty.path()));
@@ -383,7 +389,16 @@ fn tiny_data() -> DataConfig {
         short_side: 32,
         crop: 32,
         audio_seconds: 0.5,
-        mel: MelConfig { sample_rate: 16_000, n_fft: 256, win_length: 200, hop_length: 160, n_mels: 16, f_min: 0.0, f_max: 8000.0, log_eps: 1e-6 },
+        mel: MelConfig {
+            sample_rate: 16_000,
+            n_fft: 256,
+            win_length: 200,
+            hop_length: 160,
+            n_mels: 16,
+            f_min: 0.0,
+            f_max: 8000.0,
+            log_eps: 1e-6,
+        },
         speeds: SpeedSet::Range([1.0, 1.0]),
         tie_speeds: false,
         augment: AugmentConfig::default(),
@@ -452,7 +467,8 @@ fn finetune_end_to_end_on_tiny_synthav() {
     // Results files.
     let out = dir.path().join("out");
     let paths = report::write_finetune(&out, &cfg, &r).expect("write results");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("read")).expect("json");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("read")).expect("json");
     for key in ["top1", "top5", "folds", "protocol", "config_hash", "seed", "wall_seconds", "device", "checkpoint"] {
         assert!(json.get(key).is_some(), "results.json lacks {key}");
     }
@@ -580,8 +596,11 @@ fn retrieval_end_to_end_on_tiny_synthav() {
     }
     let out = dir.path().join("ret");
     report::write_retrieval(&out, &cfg, &r).expect("write");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("read")).expect("json");
-    assert!(json["v2a"]["1"].is_number() && json["a2v"]["5"].is_number() && json["class_level"]["v2a"]["1"].is_number());
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("read")).expect("json");
+    assert!(
+        json["v2a"]["1"].is_number() && json["a2v"]["5"].is_number() && json["class_level"]["v2a"]["1"].is_number()
+    );
 }
 
 #[test]

@@ -90,7 +90,9 @@ fn benches(c: &mut Criterion) {
                         let id = BenchmarkId::from_parameter(format!("n{n}_v{v}_d{d}"));
                         if pass == "fwd" {
                             let x = inputs(&plain, v, n, d, false);
-                            group.bench_function(id, |b| b.iter(|| black_box(loss(kernel, &x, path).into_scalar::<f32>())));
+                            group.bench_function(id, |b| {
+                                b.iter(|| black_box(loss(kernel, &x, path).into_scalar::<f32>()))
+                            });
                         } else {
                             let x = inputs(&autodiff, v, n, d, true);
                             group.bench_function(id, |b| {

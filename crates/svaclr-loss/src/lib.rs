@@ -44,11 +44,7 @@ pub enum KernelPath {
 }
 
 fn check_temperature(field: &'static str, value: f64) -> Result<(), LossError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(LossError::InvalidTemperature { field, value })
-    }
+    if value.is_finite() && value > 0.0 { Ok(()) } else { Err(LossError::InvalidTemperature { field, value }) }
 }
 
 fn check_embeddings(za: &Tensor<3>, zv: &Tensor<3>) -> Result<[usize; 3], LossError> {
@@ -120,7 +116,12 @@ pub fn soft_info_nce(za: Tensor<3>, zv: Tensor<3>, lambda: Tensor<3>, temperatur
 ///
 /// # Shapes
 /// `za`, `zv`: `[V, N, D]`; returns `[1]`.
-pub fn try_info_nce_with(za: Tensor<3>, zv: Tensor<3>, temperature: f64, path: KernelPath) -> Result<Tensor<1>, LossError> {
+pub fn try_info_nce_with(
+    za: Tensor<3>,
+    zv: Tensor<3>,
+    temperature: f64,
+    path: KernelPath,
+) -> Result<Tensor<1>, LossError> {
     check_temperature("temperature", temperature)?;
     check_embeddings(&za, &zv)?;
     Ok(if use_fused(path, &[&za, &zv])? {
@@ -185,7 +186,10 @@ pub fn try_cross_affinity(
     if ya.dims() != yv.dims() {
         return Err(LossError::Shape {
             what: "yv",
-            expected: format!("{:?} (the shape of ya, [V, N, Dy]; the identity mapping l needs equal widths)", ya.dims()),
+            expected: format!(
+                "{:?} (the shape of ya, [V, N, Dy]; the identity mapping l needs equal widths)",
+                ya.dims()
+            ),
             got: yv.dims().to_vec(),
         });
     }
@@ -212,10 +216,8 @@ impl LossConfig {
         match (self.kind, affinity) {
             (LossKind::InfoNce, _) => Ok((try_info_nce_with(za, zv, self.temperature, KernelPath::Auto)?, None)),
             (LossKind::SoftInfoNce, Some((ya, yv))) => {
-                let lambda =
-                    try_cross_affinity(ya, yv, self.lambda_temperature, self.lambda_mode, self.detach_lambda)?;
-                let loss =
-                    try_soft_info_nce_with(za, zv, lambda.clone(), self.temperature, KernelPath::Auto)?;
+                let lambda = try_cross_affinity(ya, yv, self.lambda_temperature, self.lambda_mode, self.detach_lambda)?;
+                let loss = try_soft_info_nce_with(za, zv, lambda.clone(), self.temperature, KernelPath::Auto)?;
                 Ok((loss, Some(lambda)))
             }
             (LossKind::SoftInfoNce, None) => Err(LossError::MissingAffinity),

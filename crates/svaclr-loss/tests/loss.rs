@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use proptest::prelude::*;
 use svaclr_loss::{
-    KernelPath, LambdaMode, LossConfig, LossError, LossKind, cross_affinity, fused_supported, info_nce,
-    loss_stats, soft_info_nce, try_cross_affinity, try_info_nce_with, try_soft_info_nce_with,
+    KernelPath, LambdaMode, LossConfig, LossError, LossKind, cross_affinity, fused_supported, info_nce, loss_stats,
+    soft_info_nce, try_cross_affinity, try_info_nce_with, try_soft_info_nce_with,
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -116,8 +116,18 @@ fn check_info_nce_fixture_on(name: &str, path: KernelPath, dev: &Device) {
     let loss = try_info_nce_with(za.clone(), zv.clone(), fx.f64("eta"), path).expect("valid inputs");
     assert_scalar(&format!("{name} {path:?} info_nce"), scalar(loss.clone()), fx.f64("info_nce"), 1e-5);
     let grads = loss.backward();
-    assert_close(&format!("{name} {path:?} d/dza"), &host(za.grad(&grads).expect("za grad")), &fx.array("info_nce_grad_za"), 1e-5);
-    assert_close(&format!("{name} {path:?} d/dzv"), &host(zv.grad(&grads).expect("zv grad")), &fx.array("info_nce_grad_zv"), 1e-5);
+    assert_close(
+        &format!("{name} {path:?} d/dza"),
+        &host(za.grad(&grads).expect("za grad")),
+        &fx.array("info_nce_grad_za"),
+        1e-5,
+    );
+    assert_close(
+        &format!("{name} {path:?} d/dzv"),
+        &host(zv.grad(&grads).expect("zv grad")),
+        &fx.array("info_nce_grad_zv"),
+        1e-5,
+    );
 }
 
 /// SoftInfoNCE with lambda from the cross-affinity of the fixture's ya, yv, on one path.
@@ -146,8 +156,18 @@ fn check_soft_fixture_on(name: &str, path: KernelPath, dev: &Device) {
     let loss = try_soft_info_nce_with(za.clone(), zv.clone(), lambda, fx.f64("eta"), path).expect("valid inputs");
     assert_scalar(&format!("{name} {path:?} soft_info_nce"), scalar(loss.clone()), fx.f64("soft_info_nce"), 1e-5);
     let grads = loss.backward();
-    assert_close(&format!("{name} {path:?} d/dza"), &host(za.grad(&grads).expect("za grad")), &fx.array("soft_grad_za"), 1e-5);
-    assert_close(&format!("{name} {path:?} d/dzv"), &host(zv.grad(&grads).expect("zv grad")), &fx.array("soft_grad_zv"), 1e-5);
+    assert_close(
+        &format!("{name} {path:?} d/dza"),
+        &host(za.grad(&grads).expect("za grad")),
+        &fx.array("soft_grad_za"),
+        1e-5,
+    );
+    assert_close(
+        &format!("{name} {path:?} d/dzv"),
+        &host(zv.grad(&grads).expect("zv grad")),
+        &fx.array("soft_grad_zv"),
+        1e-5,
+    );
     for (key, t) in [("soft_grad_ya", &ya), ("soft_grad_yv", &yv)] {
         let want = fx.array(key);
         match t.grad(&grads) {
@@ -289,7 +309,12 @@ fn upstream_gradients_scale_the_fused_backward() {
         let total = loss.clone().mul_scalar(2.5) + loss.clone().powf_scalar(2.0);
         let grads = total.backward();
         let factor = 2.5 + 2.0 * scalar(loss) as f32;
-        out.push((factor, host(a.grad(&grads).expect("za")), host(b.grad(&grads).expect("zv")), host(l.grad(&grads).expect("lambda"))));
+        out.push((
+            factor,
+            host(a.grad(&grads).expect("za")),
+            host(b.grad(&grads).expect("zv")),
+            host(l.grad(&grads).expect("lambda")),
+        ));
     }
     let (f, c) = (&out[0], &out[1]);
     let wide = |x: &Vec<f32>| x.iter().map(|&y| y as f64).collect::<Vec<_>>();
@@ -468,7 +493,12 @@ fn stats_on_a_known_case() {
     assert!((pq[0][0] - 5.0 / 3.0).abs() < 1e-6 && (pq[0][1] - 1.0).abs() < 1e-6, "{pq:?}");
     assert!((pq[1][0] - 0.5).abs() < 1e-6 && (pq[1][1] - 2.5 / 3.0).abs() < 1e-6, "{pq:?}");
     let std = s.lambda_std.expect("std");
-    let want = ([1.0f64, 2.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 3.0, 0.0, 0.0, 1.0].iter().map(|x| (x - 1.0).powi(2)).sum::<f64>() / 12.0).sqrt();
+    let want = ([1.0f64, 2.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 3.0, 0.0, 0.0, 1.0]
+        .iter()
+        .map(|x| (x - 1.0).powi(2))
+        .sum::<f64>()
+        / 12.0)
+        .sqrt();
     assert!((std - want).abs() < 1e-9);
     // Video of clip i swapped with clip i+1: every positive loses against a negative.
     let mut shifted = vec![0.0f32; v * n * n];

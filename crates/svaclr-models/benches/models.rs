@@ -31,10 +31,16 @@ struct Case {
 
 fn parse_case(s: &str) -> Result<Case, String> {
     let parts: Vec<&str> = s.split(':').collect();
-    let [arch, preset, shape] = parts[..] else { return Err(format!("case '{s}': expected ARCH:PRESET:SHAPE")) };
+    let [arch, preset, shape] = parts[..] else {
+        return Err(format!("case '{s}': expected ARCH:PRESET:SHAPE"));
+    };
     let arch: TorchvisionArch = arch.parse().map_err(|e| format!("case '{s}': {e}"))?;
     let preset: SizePreset = preset.parse().map_err(|e| format!("case '{s}': {e}"))?;
-    let shape = shape.split(',').map(|d| d.parse::<usize>()).collect::<Result<Vec<_>, _>>().map_err(|e| format!("case '{s}': {e}"))?;
+    let shape = shape
+        .split(',')
+        .map(|d| d.parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("case '{s}': {e}"))?;
     let (rank, channels) = arch.input_rank_and_channels();
     if shape.len() != rank || shape[1] != channels {
         return Err(format!("case '{s}': {arch} takes rank {rank} with {channels} channels"));
@@ -78,10 +84,20 @@ fn bench(case: &Case, iters: usize, plain: Device) -> (usize, f64, f64) {
             let shape: [usize; $D] = case.shape.clone().try_into().unwrap_or([1; $D]);
             let eval = $enc(&plain);
             let x = Tensor::<$D>::random(shape, Distribution::Normal(0.0, 1.0), &plain);
-            let fwd = median_ms(|| { let _ = eval.forward(x.clone()).into_data(); }, iters);
+            let fwd = median_ms(
+                || {
+                    let _ = eval.forward(x.clone()).into_data();
+                },
+                iters,
+            );
             let trainable = $enc(&train);
             let xt = Tensor::<$D>::random(shape, Distribution::Normal(0.0, 1.0), &train);
-            let fwd_bwd = median_ms(|| { let _ = trainable.forward(xt.clone()).sum().backward(); }, iters);
+            let fwd_bwd = median_ms(
+                || {
+                    let _ = trainable.forward(xt.clone()).sum().backward();
+                },
+                iters,
+            );
             (params, fwd, fwd_bwd)
         }};
     }

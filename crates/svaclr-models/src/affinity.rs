@@ -101,7 +101,9 @@ impl AffinityMapConfig {
         let out = self.out_dim();
         let make = |in_dim: usize| match self.kind {
             AffinityMapKind::Identity => AffinityMap { fc1: None, fc2: None },
-            AffinityMapKind::Linear => AffinityMap { fc1: Some(LinearConfig::new(in_dim, out).init(device)), fc2: None },
+            AffinityMapKind::Linear => {
+                AffinityMap { fc1: Some(LinearConfig::new(in_dim, out).init(device)), fc2: None }
+            }
             AffinityMapKind::Mlp => AffinityMap {
                 fc1: Some(LinearConfig::new(in_dim, out).init(device)),
                 fc2: Some(LinearConfig::new(out, out).init(device)),

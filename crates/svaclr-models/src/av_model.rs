@@ -5,12 +5,12 @@ use burn::module::ParamGroup;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::ModelError;
 use crate::affinity::{AffinityMap, AffinityMapConfig, AffinityMapKind};
 use crate::audio_resnet::{AudioEncoder, AudioEncoderConfig};
 use crate::preset::{SizePreset, VideoArch};
 use crate::projector::{Projector, ProjectorConfig};
 use crate::video_resnet::{VideoEncoder, VideoEncoderConfig};
-use crate::ModelError;
 
 /// Projection width of GDT and the paper (128; 256 is the other common choice).
 pub const DEFAULT_PROJ_DIM: usize = 128;
@@ -114,7 +114,9 @@ impl ModelConfig {
             // Only the layers' training flags: gamma and beta keep requiring gradients.
             NormMode::Frozen => match ParamGroup::from_regex(r"(^|\.)training$") {
                 Ok(flags) => model.freeze_group(flags),
-                Err(e) => return Err(ModelError::InvalidConfig { field: "norm", reason: format!("{e:?}") }),
+                Err(e) => {
+                    return Err(ModelError::InvalidConfig { field: "norm", reason: format!("{e:?}") });
+                }
             },
         })
     }

@@ -28,11 +28,17 @@ impl ClassifierConfig {
         if self.in_dim == 0 || self.num_classes == 0 {
             return Err(ModelError::InvalidConfig {
                 field: "classifier",
-                reason: format!("needs positive widths, got in_dim {} and num_classes {}", self.in_dim, self.num_classes),
+                reason: format!(
+                    "needs positive widths, got in_dim {} and num_classes {}",
+                    self.in_dim, self.num_classes
+                ),
             });
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ModelError::InvalidConfig { field: "dropout", reason: format!("must be in [0, 1), got {}", self.dropout) });
+            return Err(ModelError::InvalidConfig {
+                field: "dropout",
+                reason: format!("must be in [0, 1), got {}", self.dropout),
+            });
         }
         Ok(())
     }

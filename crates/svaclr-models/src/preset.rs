@@ -130,7 +130,11 @@ impl FromStr for SizePreset {
             "full" => Ok(SizePreset::Full),
             "small" => Ok(SizePreset::Small),
             "tiny" => Ok(SizePreset::Tiny),
-            _ => Err(ModelError::UnknownName { what: "size preset", value: s.to_string(), expected: "full, small, tiny" }),
+            _ => Err(ModelError::UnknownName {
+                what: "size preset",
+                value: s.to_string(),
+                expected: "full, small, tiny",
+            }),
         }
     }
 }

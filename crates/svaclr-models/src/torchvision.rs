@@ -27,7 +27,8 @@ pub enum TorchvisionArch {
 
 impl TorchvisionArch {
     /// Every architecture.
-    pub const ALL: [TorchvisionArch; 3] = [TorchvisionArch::R2Plus1d18, TorchvisionArch::R3d18, TorchvisionArch::AudioResNet9];
+    pub const ALL: [TorchvisionArch; 3] =
+        [TorchvisionArch::R2Plus1d18, TorchvisionArch::R3d18, TorchvisionArch::AudioResNet9];
 
     /// The command-line spelling.
     pub fn name(self) -> &'static str {
@@ -106,7 +107,9 @@ impl TorchvisionNet {
     /// A freshly initialised network of `arch` at `preset` with a `num_classes`-way fc.
     pub fn init(arch: TorchvisionArch, preset: SizePreset, num_classes: usize, device: &Device) -> Self {
         match arch.video_arch() {
-            Some(v) => TorchvisionNet::Video(VideoResNetConfig::new(v, preset).with_num_classes(num_classes).init(device)),
+            Some(v) => {
+                TorchvisionNet::Video(VideoResNetConfig::new(v, preset).with_num_classes(num_classes).init(device))
+            }
             None => TorchvisionNet::Audio(AudioResNetConfig::new(preset, num_classes).init(device)),
         }
     }

@@ -6,9 +6,9 @@
 //!
 //! NOTE: the `small` and `tiny` presets divide every width (including the stem's 45) and keep everything else.
 
+use burn::module::Param;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
 use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig, PaddingConfig3d};
-use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,9 @@ impl VideoEncoderConfig {
     pub fn init(&self, device: &Device) -> VideoEncoder {
         let widths = self.preset.widths();
         let stem = match self.arch {
-            VideoArch::R2Plus1d18 => VideoStem::R2Plus1d(R2Plus1dStem::new(self.preset.r2plus1d_stem_mid(), widths[0], device)),
+            VideoArch::R2Plus1d18 => {
+                VideoStem::R2Plus1d(R2Plus1dStem::new(self.preset.r2plus1d_stem_mid(), widths[0], device))
+            }
             VideoArch::R3d18 => VideoStem::R3d(R3dStem::new(widths[0], device)),
         };
         let mut inplanes = widths[0];
@@ -74,14 +76,7 @@ impl VideoEncoderConfig {
         }
         let mut stages = stages.into_iter();
         let mut next = || stages.next().unwrap_or_default();
-        VideoEncoder {
-            stem,
-            layer1: next(),
-            layer2: next(),
-            layer3: next(),
-            layer4: next(),
-            out_channels: inplanes,
-        }
+        VideoEncoder { stem, layer1: next(), layer2: next(), layer3: next(), layer4: next(), out_channels: inplanes }
     }
 }
 
@@ -200,10 +195,7 @@ pub struct R3dStem {
 
 impl R3dStem {
     fn new(out: usize, dev: &Device) -> Self {
-        Self {
-            conv1: conv3d(3, out, [3, 7, 7], [1, 2, 2], [1, 3, 3], dev),
-            bn1: crate::norm::batch_norm(out, dev),
-        }
+        Self { conv1: conv3d(3, out, [3, 7, 7], [1, 2, 2], [1, 3, 3], dev), bn1: crate::norm::batch_norm(out, dev) }
     }
 
     /// # Shapes

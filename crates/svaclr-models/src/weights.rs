@@ -22,12 +22,12 @@ use burn::store::{
     SafetensorsStore,
 };
 
+use crate::ModelError;
 use crate::audio_resnet::{AudioEncoder, AudioEncoderConfig};
 use crate::av_model::{AvModel, ModelConfig};
 use crate::preset::{SizePreset, VideoArch};
 use crate::torchvision::{TorchvisionArch, TorchvisionNet};
 use crate::video_resnet::{VideoEncoder, VideoEncoderConfig};
-use crate::ModelError;
 
 /// Extension of our own checkpoints (Burn's burnpack).
 pub const CHECKPOINT_EXTENSION: &str = "bpk";
@@ -217,7 +217,11 @@ pub fn load_torchvision_video_encoder(
 }
 
 /// Load the backbone of a torchvision-format audio ResNet-9 checkpoint (its `fc` is ignored).
-pub fn load_torchvision_audio_encoder(path: &Path, preset: SizePreset, device: &Device) -> Result<AudioEncoder, ModelError> {
+pub fn load_torchvision_audio_encoder(
+    path: &Path,
+    preset: SizePreset,
+    device: &Device,
+) -> Result<AudioEncoder, ModelError> {
     let mut encoder = AudioEncoderConfig::new(preset).init(device);
     apply_torchvision(&mut encoder, path, TorchvisionArch::AudioResNet9.name(), false)?;
     Ok(encoder)

@@ -116,8 +116,11 @@ fn encoder_shapes_over_frames_crops_batches_for_every_preset() {
             assert_eq!(enc.feature_dim(), preset.feature_dim());
             assert_eq!(enc.arch(), arch);
             // (batch, frames, crop): includes frame counts and crops the strides do not divide.
-            let cases: &[(usize, usize, usize)] =
-                if preset == SizePreset::Tiny { &[(1, 4, 32), (2, 8, 48), (3, 5, 40), (1, 16, 64)] } else { &[(2, 4, 32)] };
+            let cases: &[(usize, usize, usize)] = if preset == SizePreset::Tiny {
+                &[(1, 4, 32), (2, 8, 48), (3, 5, 40), (1, 16, 64)]
+            } else {
+                &[(2, 4, 32)]
+            };
             for &(b, t, s) in cases {
                 let y = enc.forward(randn([b, 3, t, s, s], 1));
                 assert_eq!(y.dims(), [b, preset.feature_dim()], "{arch} {preset} b{b} t{t} s{s}");
@@ -137,7 +140,12 @@ fn encoder_shapes_over_frames_crops_batches_for_every_preset() {
 fn av_model_outputs_have_config_widths() {
     let d = dev();
     for kind in [AffinityMapKind::Identity, AffinityMapKind::Linear, AffinityMapKind::Mlp] {
-        let cfg = ModelConfig { proj_hidden: 32, proj_dim: 16, affinity_map: kind, ..ModelConfig::for_preset(VideoArch::R2Plus1d18, SizePreset::Tiny) };
+        let cfg = ModelConfig {
+            proj_hidden: 32,
+            proj_dim: 16,
+            affinity_map: kind,
+            ..ModelConfig::for_preset(VideoArch::R2Plus1d18, SizePreset::Tiny)
+        };
         let model = cfg.init(&d).expect("valid config");
         assert_eq!(model.map_video.kind(), kind);
         let out = model.forward(randn([3, 3, 4, 32, 32], 4), randn([3, 1, 40, 50], 5));
@@ -209,7 +217,10 @@ fn classifier_head() {
     let d = dev();
     let head = ClassifierConfig::new(64, 10, 0.5).init(&d).expect("valid");
     assert_eq!(head.forward(randn([4, 64], 7)).dims(), [4, 10]);
-    assert!(matches!(ClassifierConfig::new(64, 10, 1.0).init(&d), Err(ModelError::InvalidConfig { field: "dropout", .. })));
+    assert!(matches!(
+        ClassifierConfig::new(64, 10, 1.0).init(&d),
+        Err(ModelError::InvalidConfig { field: "dropout", .. })
+    ));
     // Dropout is inactive outside training: two passes agree.
     let x = randn([4, 64], 8);
     assert_eq!(max_abs_diff(head.forward(x.clone()), head.forward(x)), 0.0);
@@ -291,7 +302,10 @@ fn every_parameter_path_round_trips_through_torchvision_names() {
         .collect();
         for ours in names {
             let torch = weights::burn_key_to_torchvision(&ours, true);
-            assert!(!torch.contains("encoder") && !torch.contains(".conv.") && !torch.contains("spatial"), "{arch}: {ours} -> {torch}");
+            assert!(
+                !torch.contains("encoder") && !torch.contains(".conv.") && !torch.contains("spatial"),
+                "{arch}: {ours} -> {torch}"
+            );
             assert_eq!(weights::torchvision_key_to_burn(&torch, true), ours, "{arch}");
         }
     }
@@ -356,7 +370,8 @@ fn exported_file_has_torchvision_keys_and_layouts() {
     assert_eq!(shape("layer2.0.conv1.0.0.weight"), vec![28, 8, 1, 3, 3]);
     assert_eq!(shape("layer2.0.conv1.0.3.weight"), vec![16, 28, 3, 1, 1]);
     assert_eq!(shape("layer2.0.conv2.0.0.weight"), vec![28, 16, 1, 3, 3], "conv2 reuses the block's mid width");
-    for k in ["stem.1.weight", "stem.1.bias", "stem.1.running_mean", "stem.1.running_var", "layer4.0.downsample.1.bias"] {
+    for k in ["stem.1.weight", "stem.1.bias", "stem.1.running_mean", "stem.1.running_var", "layer4.0.downsample.1.bias"]
+    {
         assert!(file.tensor(k).is_ok(), "missing {k}");
     }
 }
@@ -373,7 +388,8 @@ fn import_reports_missing_unused_and_mismatched_tensors() {
     assert!(matches!(err, ModelError::Mismatch { .. } | ModelError::MissingTensors { .. }), "{err}");
     assert!(err.to_string().contains("r3d_18") && err.to_string().contains(&*path.to_string_lossy()), "{err}");
     // Another preset: shapes differ.
-    let err = weights::load_torchvision(TorchvisionArch::R2Plus1d18, &path, SizePreset::Small, 5, &d).expect_err("must fail");
+    let err =
+        weights::load_torchvision(TorchvisionArch::R2Plus1d18, &path, SizePreset::Small, 5, &d).expect_err("must fail");
     assert!(matches!(err, ModelError::Mismatch { .. }), "{err}");
     // An encoder-only load ignores the fc; the full network needs it.
     let enc = weights::load_torchvision_video_encoder(VideoArch::R2Plus1d18, &path, SizePreset::Tiny, &d);
@@ -381,28 +397,39 @@ fn import_reports_missing_unused_and_mismatched_tensors() {
     // An encoder exported without fc cannot fill a network's fc.
     let enc_path = dir.path().join("enc.safetensors");
     weights::export_video_encoder(&enc.expect("checked"), &enc_path).expect("export encoder");
-    let err = weights::load_torchvision(TorchvisionArch::R2Plus1d18, &enc_path, SizePreset::Tiny, 5, &d).expect_err("fc missing");
+    let err = weights::load_torchvision(TorchvisionArch::R2Plus1d18, &enc_path, SizePreset::Tiny, 5, &d)
+        .expect_err("fc missing");
     match err {
-        ModelError::MissingTensors { keys, .. } => assert_eq!(keys, vec!["fc.bias".to_string(), "fc.weight".to_string()]),
+        ModelError::MissingTensors { keys, .. } => {
+            assert_eq!(keys, vec!["fc.bias".to_string(), "fc.weight".to_string()])
+        }
         other => panic!("expected missing fc, got {other}"),
     }
     // The audio net does not take a video file: unused video keys.
     let err = weights::load_torchvision_audio_encoder(&path, SizePreset::Tiny, &d).expect_err("must fail");
-    assert!(matches!(err, ModelError::MissingTensors { .. } | ModelError::UnusedTensors { .. } | ModelError::Mismatch { .. }));
+    assert!(matches!(
+        err,
+        ModelError::MissingTensors { .. } | ModelError::UnusedTensors { .. } | ModelError::Mismatch { .. }
+    ));
 }
 
 #[test]
 fn file_errors_name_the_file() {
     let d = dev();
     let missing = Path::new("/nonexistent/dir/weights.pth");
-    let err = weights::load_torchvision(TorchvisionArch::R3d18, missing, SizePreset::Tiny, 5, &d).expect_err("must fail");
+    let err =
+        weights::load_torchvision(TorchvisionArch::R3d18, missing, SizePreset::Tiny, 5, &d).expect_err("must fail");
     assert!(matches!(err, ModelError::Read { .. }));
     let msg = err.to_string();
     assert!(msg.contains("/nonexistent/dir/weights.pth") && !msg.contains('\n'), "{msg}");
-    let err = weights::load_torchvision(TorchvisionArch::R3d18, Path::new("w.onnx"), SizePreset::Tiny, 5, &d).expect_err("fail");
+    let err = weights::load_torchvision(TorchvisionArch::R3d18, Path::new("w.onnx"), SizePreset::Tiny, 5, &d)
+        .expect_err("fail");
     assert!(matches!(err, ModelError::UnsupportedFormat { .. }));
     let net = TorchvisionNet::init(TorchvisionArch::R3d18, SizePreset::Tiny, 5, &d);
-    assert!(matches!(weights::export_torchvision(&net, Path::new("out.pth")), Err(ModelError::UnsupportedFormat { .. })));
+    assert!(matches!(
+        weights::export_torchvision(&net, Path::new("out.pth")),
+        Err(ModelError::UnsupportedFormat { .. })
+    ));
     // A garbage file.
     let dir = tempfile::tempdir().expect("tempdir");
     let junk = dir.path().join("junk.safetensors");
@@ -415,7 +442,10 @@ fn file_errors_name_the_file() {
 fn av_model_checkpoint_round_trip_and_video_encoder_for_finetuning() {
     let d = dev();
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = ModelConfig { affinity_map: AffinityMapKind::Mlp, ..ModelConfig::for_preset(VideoArch::R2Plus1d18, SizePreset::Tiny) };
+    let cfg = ModelConfig {
+        affinity_map: AffinityMapKind::Mlp,
+        ..ModelConfig::for_preset(VideoArch::R2Plus1d18, SizePreset::Tiny)
+    };
     let model = cfg.init(&d).expect("valid");
     let path = weights::save_model(&model, &dir.path().join("model")).expect("save");
     let (v, a) = (randn([2, 3, 4, 32, 32], 13), randn([2, 1, 40, 50], 14));
@@ -441,7 +471,9 @@ fn tensor_files_round_trip_and_name_missing_tensors() {
     assert_eq!(back.shape().to_vec(), vec![2, 3, 4]);
     assert_eq!(back.as_slice::<f32>().ok(), x.as_slice::<f32>().ok());
     let err = weights::read_tensor(&path, "features").expect_err("absent");
-    assert!(matches!(&err, ModelError::TensorNotFound { name, found, .. } if name == "features" && found == &vec!["input".to_string()]));
+    assert!(
+        matches!(&err, ModelError::TensorNotFound { name, found, .. } if name == "features" && found == &vec!["input".to_string()])
+    );
 }
 
 #[test]

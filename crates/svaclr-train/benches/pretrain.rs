@@ -126,8 +126,9 @@ fn run() -> Result<(), String> {
     let (mut step_ms, mut losses) = (Vec::new(), Vec::new());
     for s in 0..args.warmup + args.steps {
         let t0 = Instant::now();
-        let (grads, loss, _stats) = step_gradients(&cfg, &model, &batches[s % 2], views, &device, &svaclr_train::distributed::Single)
-            .expect("training step");
+        let (grads, loss, _stats) =
+            step_gradients(&cfg, &model, &batches[s % 2], views, &device, &svaclr_train::distributed::Single)
+                .expect("training step");
         model = optim.step(lr, model, grads);
         // Read one parameter back so that the step's work is finished before the clock stops (flex is eager, but
         // this keeps the measurement honest on lazy backends too).

@@ -137,7 +137,10 @@ pub fn read_state(dir: &Path) -> Result<TrainState, TrainError> {
 pub fn load_pretrained(run_dir: &Path, device: &Device) -> Result<(PretrainConfig, AvModel), TrainError> {
     let cfg_path = run_dir.join("config.json");
     if !run_dir.is_dir() {
-        return Err(TrainError::Checkpoint { path: run_dir.to_path_buf(), message: "run directory does not exist".into() });
+        return Err(TrainError::Checkpoint {
+            path: run_dir.to_path_buf(),
+            message: "run directory does not exist".into(),
+        });
     }
     let text = fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
     let cfg: PretrainConfig = serde_json::from_str(&text)

@@ -80,8 +80,8 @@ impl PretrainConfig {
     /// Read a config file; relative paths in it are resolved against the file's folder. `manifest` replaces the
     /// config's dataset manifest (as `svaclr pretrain --manifest` does). The result is validated.
     pub fn load(path: &Path, manifest: Option<&Path>) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TrainError::Io { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| TrainError::Io { path: path.to_path_buf(), source })?;
         let mut cfg: Self = serde_json::from_str(&text)
             .map_err(|source| TrainError::Config { path: path.to_path_buf(), message: source.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -122,7 +122,10 @@ impl PretrainConfig {
             return Err("schedule.epochs must be at least 1".into());
         }
         if !(s.warmup_epochs >= 0.0 && s.warmup_epochs <= s.epochs as f64) {
-            return Err(format!("schedule.warmup_epochs = {} must be within [0, epochs = {}]", s.warmup_epochs, s.epochs));
+            return Err(format!(
+                "schedule.warmup_epochs = {} must be within [0, epochs = {}]",
+                s.warmup_epochs, s.epochs
+            ));
         }
         if !(0.0..1.0).contains(&self.optim.momentum) || !(self.optim.weight_decay >= 0.0) {
             return Err("optim.momentum must be in [0, 1) and optim.weight_decay >= 0".into());

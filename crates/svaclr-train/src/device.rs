@@ -27,7 +27,9 @@ pub enum DeviceSpec {
 pub enum DeviceError {
     #[error("unknown device '{0}': expected flex, cuda[:N], tch-cpu or tch-cuda[:N]")]
     Unknown(String),
-    #[error("device '{device}' needs the '{feature}' cargo feature, which this build does not have (rebuild with `--features {feature}`)")]
+    #[error(
+        "device '{device}' needs the '{feature}' cargo feature, which this build does not have (rebuild with `--features {feature}`)"
+    )]
     NotCompiled { device: String, feature: &'static str },
 }
 

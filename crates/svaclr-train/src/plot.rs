@@ -69,7 +69,10 @@ pub fn plot_run(records: &[StepRecord], steps_per_epoch: usize, path: &Path) -> 
     }
     let has_lambda = counts.iter().any(|&c| c > 0);
     let mut c = ChartBuilder::on(&panels[2])
-        .caption(if has_lambda { "mean lambda per epoch (audio view, video view)" } else { "lambda: not used (InfoNCE)" }, ("sans-serif", 20))
+        .caption(
+            if has_lambda { "mean lambda per epoch (audio view, video view)" } else { "lambda: not used (InfoNCE)" },
+            ("sans-serif", 20),
+        )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(50)
@@ -91,7 +94,11 @@ pub fn plot_run(records: &[StepRecord], steps_per_epoch: usize, path: &Path) -> 
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], col));
             c.draw_series(pts.into_iter().map(|pt| Circle::new(pt, 3, col.filled()))).map_err(|x| e(x.to_string()))?;
         }
-        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|x| e(x.to_string()))?;
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
     }
     let _ = steps_per_epoch;
     root.present().map_err(|x| e(x.to_string()))?;

@@ -81,7 +81,14 @@ struct ViewOutputs {
 }
 
 /// Forward every view of clips `range` of the batch through the model in one pass (views stacked on the batch axis).
-fn forward_views(model: &AvModel, batch: &HostBatch, views: usize, start: usize, len: usize, device: &Device) -> ViewOutputs {
+fn forward_views(
+    model: &AvModel,
+    batch: &HostBatch,
+    views: usize,
+    start: usize,
+    len: usize,
+    device: &Device,
+) -> ViewOutputs {
     let video: Vec<Tensor<5>> = (0..views).map(|v| batch.video_tensor(v, device).narrow(0, start, len)).collect();
     let audio: Vec<Tensor<4>> = (0..views).map(|v| batch.audio_tensor(v, device).narrow(0, start, len)).collect();
     // [V*len, ...], view-major, so reshaping [V*len, D] -> [V, len, D] recovers views.
@@ -353,7 +360,13 @@ pub fn pretrain_on(
             .map_err(|e| TrainError::Checkpoint { path: dir.join("optim.bpk"), message: format!("{e:?}") })?;
         state = saved;
         if is_root {
-            eprintln!("resuming {} at step {} (epoch {}, batch {})", run_dir.display(), state.step, state.epoch, state.batch);
+            eprintln!(
+                "resuming {} at step {} (epoch {}, batch {})",
+                run_dir.display(),
+                state.step,
+                state.epoch,
+                state.batch
+            );
         }
     }
     if world > 1 {
@@ -425,7 +438,10 @@ pub fn pretrain_on(
                 log.flush().map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
             }
             bar.set_position(state.step as u64);
-            bar.set_message(format!("epoch {epoch} loss {:.4} lr {:.4} {:.1} clips/s", rec.stats.loss, lr, rec.clips_per_s));
+            bar.set_message(format!(
+                "epoch {epoch} loss {:.4} lr {:.4} {:.1} clips/s",
+                rec.stats.loss, lr, rec.clips_per_s
+            ));
             records.push(rec);
             let end_of_epoch = state.batch >= steps_per_epoch;
             if end_of_epoch {
@@ -492,4 +508,3 @@ pub fn pretrain_on(
 pub fn read_metrics(run_dir: &Path) -> Result<Vec<StepRecord>, TrainError> {
     crate::metrics::read_records(&run_dir.join("metrics.jsonl"), usize::MAX)
 }
-

@@ -18,10 +18,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use svaclr_data::synth::{GenerateOptions, Preset, SynthConfig, generate};
-use svaclr_loss::{
-    KernelPath, LambdaMode, cross_affinity, soft_info_nce, try_info_nce_with,
-    try_soft_info_nce_with,
-};
+use svaclr_loss::{KernelPath, LambdaMode, cross_affinity, soft_info_nce, try_info_nce_with, try_soft_info_nce_with};
 use svaclr_models::{AudioEncoderConfig, SizePreset, VideoArch, VideoEncoderConfig, materialize};
 use svaclr_train::trainer::build_optimizer;
 use svaclr_train::{PretrainConfig, PretrainOptions, pretrain, read_metrics};
@@ -35,29 +32,21 @@ fn tch() -> Device {
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .expect("f32 read-back")
+    t.into_data().try_into_vec_as::<f32>().expect("f32 read-back")
 }
 
 /// `max |got - want| / max |want|`.
 fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len(), "lengths differ");
     let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs() as f64));
-    let err = got
-        .iter()
-        .zip(want)
-        .fold(0.0f64, |m, (g, w)| m.max((*g as f64 - *w as f64).abs()));
+    let err = got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((*g as f64 - *w as f64).abs()));
     err / scale.max(f64::MIN_POSITIVE)
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f64) {
     let e = rel_err(got, want);
     eprintln!("{what}: relative error {e:.2e} (bound {rtol:.0e})");
-    assert!(
-        e <= rtol,
-        "{what}: tch differs from flex by {e:e} (relative), more than {rtol:e}"
-    );
+    assert!(e <= rtol, "{what}: tch differs from flex by {e:e} (relative), more than {rtol:e}");
 }
 
 /// The same tensor on LibTorch.
@@ -83,10 +72,7 @@ fn params<M: Module>(m: &M) -> Vec<(String, Vec<f32>)> {
             self.out.push((self.path.join("."), host(p.val())));
         }
     }
-    let mut c = Collect {
-        path: Vec::new(),
-        out: Vec::new(),
-    };
+    let mut c = Collect { path: Vec::new(), out: Vec::new() };
     m.visit(&mut c);
     c.out
 }
@@ -154,53 +140,24 @@ fn losses_and_gradients_agree() {
         let soft = try_soft_info_nce_with(a.clone(), b.clone(), lambda, 0.2, path).expect("soft");
         let sv = host(soft.clone())[0];
         let g = soft.backward();
-        let sg: Vec<Vec<f32>> = [&a, &b, &la, &lv]
-            .iter()
-            .map(|t| host(t.grad(&g).expect("grad")))
-            .collect();
+        let sg: Vec<Vec<f32>> = [&a, &b, &la, &lv].iter().map(|t| host(t.grad(&g).expect("grad"))).collect();
         let (a, b) = (leaf(&za), leaf(&zv));
         let info = try_info_nce_with(a.clone(), b.clone(), 0.07, path).expect("info");
         let iv = host(info.clone())[0];
         let g = info.backward();
-        let ig: Vec<Vec<f32>> = [&a, &b]
-            .iter()
-            .map(|t| host(t.grad(&g).expect("grad")))
-            .collect();
+        let ig: Vec<Vec<f32>> = [&a, &b].iter().map(|t| host(t.grad(&g).expect("grad"))).collect();
         (sv, sg, iv, ig)
     };
     let t = run(&tch().autodiff(), KernelPath::Auto);
-    for (name, path) in [
-        ("fused", KernelPath::Fused),
-        ("composed", KernelPath::Composed),
-    ] {
+    for (name, path) in [("fused", KernelPath::Fused), ("composed", KernelPath::Composed)] {
         let f = run(&flex.clone().autodiff(), path);
-        assert_close(
-            &format!("SoftInfoNCE value vs flex {name}"),
-            &[t.0],
-            &[f.0],
-            RTOL,
-        );
+        assert_close(&format!("SoftInfoNCE value vs flex {name}"), &[t.0], &[f.0], RTOL);
         for (i, input) in ["za", "zv", "ya", "yv"].iter().enumerate() {
-            assert_close(
-                &format!("SoftInfoNCE d/d{input} vs flex {name}"),
-                &t.1[i],
-                &f.1[i],
-                RTOL,
-            );
+            assert_close(&format!("SoftInfoNCE d/d{input} vs flex {name}"), &t.1[i], &f.1[i], RTOL);
         }
-        assert_close(
-            &format!("InfoNCE value vs flex {name}"),
-            &[t.2],
-            &[f.2],
-            RTOL,
-        );
+        assert_close(&format!("InfoNCE value vs flex {name}"), &[t.2], &[f.2], RTOL);
         for (i, input) in ["za", "zv"].iter().enumerate() {
-            assert_close(
-                &format!("InfoNCE d/d{input} vs flex {name}"),
-                &t.3[i],
-                &f.3[i],
-                RTOL,
-            );
+            assert_close(&format!("InfoNCE d/d{input} vs flex {name}"), &t.3[i], &f.3[i], RTOL);
         }
     }
 }
@@ -210,8 +167,7 @@ fn losses_and_gradients_agree() {
 
 /// configs/pretrain/smoke.json as a value (its manifest is not read here).
 fn smoke_value() -> serde_json::Value {
-    let text = std::fs::read_to_string(workspace().join("configs/pretrain/smoke.json"))
-        .expect("smoke config");
+    let text = std::fs::read_to_string(workspace().join("configs/pretrain/smoke.json")).expect("smoke config");
     serde_json::from_str(&text).expect("json")
 }
 
@@ -282,36 +238,20 @@ fn one_sgd_step_of_the_whole_model_agrees() {
 fn smoke_pretraining_on_tch_tracks_flex() {
     const STEPS: usize = 5;
     let data = std::env::temp_dir().join(format!("svaclr-backends-test-{}", std::process::id()));
-    let synth = SynthConfig::preset(Preset::Small)
-        .with_seed(3)
-        .with_pretrain_clips(64);
-    generate(
-        &synth,
-        &data,
-        GenerateOptions {
-            progress: false,
-            force: false,
-        },
-    )
-    .expect("generate SynthAV");
+    let synth = SynthConfig::preset(Preset::Small).with_seed(3).with_pretrain_clips(64);
+    generate(&synth, &data, GenerateOptions { progress: false, force: false }).expect("generate SynthAV");
     let mut v = smoke_value();
     v["manifest"] = serde_json::Value::String(data.join("pretrain.jsonl").display().to_string());
     v["run"]["max_steps"] = STEPS.into();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg_path = dir.path().join("cfg.json");
-    std::fs::write(&cfg_path, serde_json::to_string_pretty(&v).expect("json"))
-        .expect("write config");
+    std::fs::write(&cfg_path, serde_json::to_string_pretty(&v).expect("json")).expect("write config");
     let cfg = PretrainConfig::load(&cfg_path, None).expect("config");
     let curve = |device: Device, name: &str| {
         let out = dir.path().join(name);
-        let summary =
-            pretrain(&cfg, &out, &device, name, &PretrainOptions::default()).expect("pretrain");
+        let summary = pretrain(&cfg, &out, &device, name, &PretrainOptions::default()).expect("pretrain");
         assert_eq!(summary.steps, STEPS);
-        read_metrics(&out)
-            .expect("metrics")
-            .iter()
-            .map(|r| r.stats.loss)
-            .collect::<Vec<f64>>()
+        read_metrics(&out).expect("metrics").iter().map(|r| r.stats.loss).collect::<Vec<f64>>()
     };
     let flex = curve(Device::flex(), "flex");
     let torch = curve(tch(), "tch-cpu");
@@ -320,17 +260,8 @@ fn smoke_pretraining_on_tch_tracks_flex() {
     assert_eq!(flex.len(), STEPS);
     assert_eq!(torch.len(), STEPS);
     assert!(torch.iter().all(|l| l.is_finite()));
-    assert!(
-        (torch[0] - flex[0]).abs() <= 1e-5 * flex[0].abs(),
-        "first loss: {} vs {}",
-        torch[0],
-        flex[0]
-    );
+    assert!((torch[0] - flex[0]).abs() <= 1e-5 * flex[0].abs(), "first loss: {} vs {}", torch[0], flex[0]);
     for (i, (t, f)) in torch.iter().zip(&flex).enumerate() {
-        assert!(
-            (t - f).abs() <= 0.05 * f.abs(),
-            "step {}: tch-cpu {t} vs flex {f}",
-            i + 1
-        );
+        assert!((t - f).abs() <= 0.05 * f.abs(), "step {}: tch-cpu {t} vs flex {f}", i + 1);
     }
 }

@@ -124,7 +124,13 @@ fn same_seed_same_loss_curve_bit_for_bit() {
     let lb = run(edit, b.path());
     assert_eq!(la.len(), 3);
     assert_eq!(la, lb, "same seed and config must give the same losses");
-    let lc = run(|v| { v["run"]["max_steps"] = 3.into(); v["seed"] = 1.into(); }, c.path());
+    let lc = run(
+        |v| {
+            v["run"]["max_steps"] = 3.into();
+            v["seed"] = 1.into();
+        },
+        c.path(),
+    );
     assert_ne!(la, lc, "another seed must give another curve");
     // The run directory holds what the docs promise.
     for f in ["config.json", "metrics.jsonl", "summary.json", "metrics.png", "checkpoints/last.json"] {
@@ -139,7 +145,13 @@ fn gradient_caching_equals_a_plain_step() {
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
     let plain = run(|v| v["run"]["max_steps"] = 2.into(), a.path());
-    let cached = run(|v| { v["run"]["max_steps"] = 2.into(); v["run"]["micro_batches"] = 2.into(); }, b.path());
+    let cached = run(
+        |v| {
+            v["run"]["max_steps"] = 2.into();
+            v["run"]["micro_batches"] = 2.into();
+        },
+        b.path(),
+    );
     assert_eq!(plain.len(), 2);
     assert_eq!(cached.len(), 2);
     // Step 1's loss is computed over the same 32 clips; BatchNorm sees 16 at a time in the cached run, so the
@@ -161,7 +173,10 @@ fn refuses_to_overwrite_a_run_without_resume() {
         .unwrap_or_default();
     assert!(err.contains("--resume"), "{err}");
     // A different config cannot resume it either.
-    let (_d2, p2) = smoke(|v| { v["run"]["max_steps"] = 2.into(); v["seed"] = 9.into(); });
+    let (_d2, p2) = smoke(|v| {
+        v["run"]["max_steps"] = 2.into();
+        v["seed"] = 9.into();
+    });
     let cfg2 = PretrainConfig::load(&p2, None).expect("config");
     let err = pretrain(&cfg2, out.path(), &Device::flex(), "flex", &PretrainOptions { resume: true, progress: false })
         .err()

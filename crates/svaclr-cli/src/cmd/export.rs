@@ -46,7 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!("exported {} with fc from {} -> {}", args.arch, args.weights.display(), args.out.display());
         }
         Some(cfg_path) => {
-            let text = std::fs::read_to_string(cfg_path).with_context(|| format!("{}: cannot read", cfg_path.display()))?;
+            let text =
+                std::fs::read_to_string(cfg_path).with_context(|| format!("{}: cannot read", cfg_path.display()))?;
             let cfg: ModelConfig =
                 serde_json::from_str(&text).with_context(|| format!("{}: not a model config", cfg_path.display()))?;
             let model = weights::load_model(&cfg, &args.weights, &device)?;

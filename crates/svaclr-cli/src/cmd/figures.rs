@@ -12,9 +12,14 @@ pub fn table_bars(table: &Value, path: &Path) -> Result<()> {
     let e = |x: String| anyhow!("{}: cannot draw figure: {x}", path.display());
     let columns: Vec<(String, String)> = table["columns"]
         .as_array()
-        .map(|cs| cs.iter().map(|c| (c["key"].as_str().unwrap_or("").to_string(), c["label"].as_str().unwrap_or("").to_string())).collect())
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (c["key"].as_str().unwrap_or("").to_string(), c["label"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
         .unwrap_or_default();
-    let wanted: Option<Vec<&str>> = table["figure_columns"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect());
+    let wanted: Option<Vec<&str>> =
+        table["figure_columns"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect());
     let panels_of: Vec<(String, String)> =
         columns.into_iter().filter(|(k, _)| wanted.as_ref().is_none_or(|w| w.contains(&k.as_str()))).collect();
     let mean = |r: &Value, key: &str| r["ours"][key]["mean"].as_f64();
@@ -22,7 +27,9 @@ pub fn table_bars(table: &Value, path: &Path) -> Result<()> {
         .as_array()
         .map(|rows| {
             rows.iter()
-                .map(|r| (r["name"].as_str().unwrap_or("").to_string(), panels_of.iter().map(|(k, _)| mean(r, k)).collect()))
+                .map(|r| {
+                    (r["name"].as_str().unwrap_or("").to_string(), panels_of.iter().map(|(k, _)| mean(r, k)).collect())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -53,14 +60,12 @@ pub fn table_bars(table: &Value, path: &Path) -> Result<()> {
             .y_label_area_size(45)
             .build_cartesian_2d(0f64..bars.len() as f64, 0f64..top)
             .map_err(|x| e(x.to_string()))?;
-        c.configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        c.draw_series(vals.iter().enumerate().map(|(i, v)| {
-            Rectangle::new([(i as f64 + 0.12, 0.0), (i as f64 + 0.88, *v)], colour.mix(0.7).filled())
-        }))
+        c.configure_mesh().disable_x_mesh().x_labels(0).draw().map_err(|x| e(x.to_string()))?;
+        c.draw_series(
+            vals.iter().enumerate().map(|(i, v)| {
+                Rectangle::new([(i as f64 + 0.12, 0.0), (i as f64 + 0.88, *v)], colour.mix(0.7).filled())
+            }),
+        )
         .map_err(|x| e(x.to_string()))?;
         // Row names under the bars (numbered like the table's rows) and each value above its bar.
         c.draw_series(bars.iter().enumerate().map(|(i, b)| {

@@ -157,7 +157,9 @@ fn fill(text: &str, labels: &Value) -> String {
 /// are reused rather than recomputed.
 fn adopt_legacy_runs(out: &Path, preset: &str, runs_root: &Path) -> Result<()> {
     let legacy = out.join("runs").join("table1").join(preset);
-    let Ok(entries) = std::fs::read_dir(&legacy) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(&legacy) else {
+        return Ok(());
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let strip_row =
@@ -189,7 +191,9 @@ fn downstream_config(
     dry_run: bool,
 ) -> Result<(PathBuf, String)> {
     let bytes = std::fs::read(cfg_path).with_context(|| format!("{}: cannot read", cfg_path.display()))?;
-    let Some(pre) = pre else { return Ok((cfg_path.to_path_buf(), short_hash(&bytes))) };
+    let Some(pre) = pre else {
+        return Ok((cfg_path.to_path_buf(), short_hash(&bytes)));
+    };
     let mut v: Value =
         serde_json::from_slice(&bytes).with_context(|| format!("{}: not valid JSON", cfg_path.display()))?;
     let (crop, short) = (pre.data.crop, pre.data.short_side);

@@ -555,7 +555,9 @@ fn manifest_entries(cfg: &SynthConfig, split: Split, classes: &[ClassInfo]) -> V
 
 /// Whether `out` already holds exactly the dataset `info` describes (same synthav.json, every manifest and file).
 fn complete_and_identical(out: &Path, info: &SynthInfo) -> bool {
-    let Ok(existing) = SynthInfo::load(out) else { return false };
+    let Ok(existing) = SynthInfo::load(out) else {
+        return false;
+    };
     if &existing != info {
         return false;
     }

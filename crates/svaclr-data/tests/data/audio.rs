@@ -4,11 +4,11 @@ use std::fs;
 use std::path::Path;
 
 use realfft::RealFftPlanner;
+use svaclr_data::DataError;
 use svaclr_data::audio::{
     decode_container_audio, extract_audio_to_wav, read_wav_mono, read_wav_segment, read_wav_window, speed_audio_view,
     wav_info,
 };
-use svaclr_data::DataError;
 
 use crate::common::*;
 

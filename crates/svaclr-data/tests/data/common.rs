@@ -74,7 +74,16 @@ pub fn readable_config(speeds: SpeedSet) -> DataConfig {
         short_side: 32,
         crop: 32,
         audio_seconds: 0.5,
-        mel: MelConfig { sample_rate: 8000, n_fft: 256, win_length: 200, hop_length: 80, n_mels: 16, f_min: 0.0, f_max: 4000.0, log_eps: 1e-6 },
+        mel: MelConfig {
+            sample_rate: 8000,
+            n_fft: 256,
+            win_length: 200,
+            hop_length: 80,
+            n_mels: 16,
+            f_min: 0.0,
+            f_max: 4000.0,
+            log_eps: 1e-6,
+        },
         speeds,
         tie_speeds: false,
         augment: AugmentConfig {

@@ -33,14 +33,20 @@ fn speed_views_select_strided_frames_and_sped_up_audio() {
             for (v, speed) in [(0, 1.0), (1, spec.speed_video)] {
                 for j in 0..cfg.frames {
                     let want = ((spec.start_sec + j as f64 * speed / cfg.fps) * 25.0).round() as usize;
-                    assert_eq!(read_view_index(&s.video[v], j, cfg.frames, cfg.crop), want, "view {v} frame {j} {spec:?}");
+                    assert_eq!(
+                        read_view_index(&s.video[v], j, cfg.frames, cfg.crop),
+                        want,
+                        "view {v} frame {j} {spec:?}"
+                    );
                 }
             }
             // Audio views: recompute from the wav with the spec's start and speeds.
             let wav = dir.path().join(format!("a{i}.wav"));
             for (v, speed) in [(0, 1.0), (1, spec.speed_audio)] {
                 let src = read_wav_window(&wav, spec.start_sec, speed * cfg.audio_seconds).expect("wav");
-                let wave = speed_audio_view(&src.samples, src.sample_rate, speed, cfg.audio_seconds, cfg.mel.sample_rate).expect("view");
+                let wave =
+                    speed_audio_view(&src.samples, src.sample_rate, speed, cfg.audio_seconds, cfg.mel.sample_rate)
+                        .expect("view");
                 assert_eq!(s.audio[v], lm.compute(&wave), "audio view {v} {spec:?}");
             }
         }
@@ -132,7 +138,8 @@ fn chosen_speed_views_share_one_start_and_match_the_training_views() {
     let wav = dir.path().join("a0.wav");
     for (v, speed) in [(0, 1.0), (1, 2.0), (2, 4.0)] {
         let src = read_wav_window(&wav, s.spec.start_sec, speed * cfg.audio_seconds).expect("wav");
-        let wave = speed_audio_view(&src.samples, src.sample_rate, speed, cfg.audio_seconds, cfg.mel.sample_rate).expect("view");
+        let wave = speed_audio_view(&src.samples, src.sample_rate, speed, cfg.audio_seconds, cfg.mel.sample_rate)
+            .expect("view");
         assert_eq!(s.audio[v], lm.compute(&wave), "audio view at speed {speed}");
     }
     assert_ne!(s.audio[0], s.audio[2]);
@@ -183,7 +190,8 @@ fn missing_files_and_bad_manifests_are_named() {
     fs::remove_file(dir.path().join("a1.wav")).expect("rm");
     let e = ClipDataset::new(&manifest, None, readable_config(SpeedSet::Range([1.0, 2.0]))).expect_err("missing wav");
     assert!(matches!(e, DataError::Missing { .. }) && e.to_string().contains("a1.wav"), "{e}");
-    let e = ClipDataset::new(&manifest, Some("test"), readable_config(SpeedSet::Range([1.0, 2.0]))).expect_err("empty split");
+    let e = ClipDataset::new(&manifest, Some("test"), readable_config(SpeedSet::Range([1.0, 2.0])))
+        .expect_err("empty split");
     assert!(e.to_string().contains("test"), "{e}");
     // A wav that is not a wav: construction succeeds (nothing heavy), the sample fails naming the file.
     fs::write(dir.path().join("a1.wav"), b"garbage").expect("write");

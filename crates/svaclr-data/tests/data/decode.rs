@@ -2,9 +2,9 @@
 
 use std::fs;
 
+use svaclr_data::DataError;
 use svaclr_data::sampler::video_frame_times;
 use svaclr_data::video::{check_decodable, decode_frames_at, probe};
-use svaclr_data::DataError;
 
 use crate::common::*;
 
@@ -33,7 +33,14 @@ fn selection_at_other_rates_and_speeds() {
     let duration = 149.0 / native;
     // Base fps different from the native rate: nearest-timestamp selection. Starts are off the half-frame
     // grid so that no request is a tie.
-    for (base_fps, speed, start) in [(25.0, 1.0, 0.31), (25.0, 2.0, 0.53), (25.0, 3.0, 1.07), (30.0, 1.0, 0.11), (12.5, 2.0, 0.93), (10.0, 1.5, 0.262)] {
+    for (base_fps, speed, start) in [
+        (25.0, 1.0, 0.31),
+        (25.0, 2.0, 0.53),
+        (25.0, 3.0, 1.07),
+        (30.0, 1.0, 0.11),
+        (12.5, 2.0, 0.93),
+        (10.0, 1.5, 0.262),
+    ] {
         let times = video_frame_times(start, speed, 8, base_fps, duration);
         let want: Vec<usize> = times.iter().map(|t| (t * native).round() as usize).collect();
         assert_eq!(indices(&p, &times, 0), want, "base {base_fps} fps, speed {speed}, start {start}");

@@ -1,9 +1,9 @@
 //! Integration tests of svaclr-data on synthetic files written at test time (video-rs/FFmpeg and hound).
 
+mod audio;
 mod common;
 mod dataset;
 mod decode;
-mod audio;
 mod loader;
 mod logmel;
 mod prepare;

@@ -49,8 +49,16 @@ fn ucf101_three_folds_video_only_and_bad_files() {
     )
     .expect("w");
     fs::write(lists.join("testlist01.txt"), "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi\nBasketball/v_Basketball_g02_c01.avi\nTyping/v_Typing_g02_c01.avi\n").expect("w");
-    fs::write(lists.join("trainlist02.txt"), "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi 1\nBasketball/v_Basketball_g02_c01.avi 2\n").expect("w");
-    fs::write(lists.join("testlist02.txt"), "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nBasketball/v_Basketball_g01_c01.avi\n").expect("w");
+    fs::write(
+        lists.join("trainlist02.txt"),
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g02_c01.avi 1\nBasketball/v_Basketball_g02_c01.avi 2\n",
+    )
+    .expect("w");
+    fs::write(
+        lists.join("testlist02.txt"),
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\nBasketball/v_Basketball_g01_c01.avi\n",
+    )
+    .expect("w");
     let out = tmp.path().join("out");
     let r = prepare(&opts(DatasetKind::Ucf101, &root, &out)).expect("prepare");
     assert_eq!((r.indexed, r.video_only, r.classes), (4, 1, 3), "{:?}", reasons(&r));
@@ -72,11 +80,16 @@ fn ucf101_three_folds_video_only_and_bad_files() {
     let silent = m1.entries.iter().find(|e| e.id == "v_ApplyEyeMakeup_g02_c01").expect("entry");
     assert_eq!(silent.audio, None);
     assert_eq!(fs::read_to_string(out.join("classes.txt")).expect("classes"), "ApplyEyeMakeup\nBasketball\nTyping\n");
-    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("prepare_report.json")).expect("report")).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("prepare_report.json")).expect("report")).expect("json");
     assert_eq!(json["indexed"], 4);
     assert!(r.summary().contains("4 indexed") && !r.summary().contains('\n'));
     // The manifest feeds a dataset (video-only entries need allow_missing_audio).
-    let cfg = DataConfig { allow_missing_audio: true, speeds: SpeedSet::Range([1.0, 1.0]), ..readable_config(SpeedSet::Range([1.0, 1.0])) };
+    let cfg = DataConfig {
+        allow_missing_audio: true,
+        speeds: SpeedSet::Range([1.0, 1.0]),
+        ..readable_config(SpeedSet::Range([1.0, 1.0]))
+    };
     let ds = ClipDataset::new(&m1, Some("test"), cfg).expect("dataset");
     for i in 0..ds.len() {
         ds.eval_samples(i, 2, 1).expect("eval sample");
@@ -105,8 +118,13 @@ fn hmdb51_split_markers() {
     let splits = root.join("testTrainMulti_7030_splits");
     mkdirs(&splits);
     for fold in 1..=3 {
-        fs::write(splits.join(format!("brush_hair_test_split{fold}.txt")), "brush_hair_video_0.avi 1\nbrush_hair_video_1.avi 2\n").expect("w");
-        fs::write(splits.join(format!("clap_test_split{fold}.txt")), "clap_video_0.avi 2\nclap_video_1.avi 0\n").expect("w");
+        fs::write(
+            splits.join(format!("brush_hair_test_split{fold}.txt")),
+            "brush_hair_video_0.avi 1\nbrush_hair_video_1.avi 2\n",
+        )
+        .expect("w");
+        fs::write(splits.join(format!("clap_test_split{fold}.txt")), "clap_video_0.avi 2\nclap_video_1.avi 0\n")
+            .expect("w");
     }
     let out = tmp.path().join("out");
     let r = prepare(&opts(DatasetKind::Hmdb51, &root, &out)).expect("prepare");

@@ -360,7 +360,11 @@ pub fn run(p: &Problem<'_>, want_z: bool, want_lambda: bool) -> Output {
 
     // Unit vectors bound every logit by 1/eta, so exp(L - 1/eta) lies in [exp(-2/eta), 1]: with 2/eta < 80 it never
     // leaves the normal floats and one shift serves every row and column.
-    let lse = if 2.0 * inv_t as f64 * (1.0 + 1e-3) < FIXED_SHIFT_MAX_SPAN { lse_fixed(l, r, inv_t) } else { lse_general(l, r) };
+    let lse = if 2.0 * inv_t as f64 * (1.0 + 1e-3) < FIXED_SHIFT_MAX_SPAN {
+        lse_fixed(l, r, inv_t)
+    } else {
+        lse_general(l, r)
+    };
 
     // Per pair: softplus / sigmoid of (LSE - positive) in both directions (f64), clips in parallel. Per clip i:
     // its loss share, d loss / d lambda_i, the positives' gradients, alpha of its rows (p, i), beta of its columns.
@@ -563,7 +567,11 @@ mod tests {
                     }
                 }
                 let fd = (f(&za2, &zv2, &l2) - f(&za3, &zv3, &l3)) / (2.0 * h as f64);
-                assert!((analytic[k] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()), "input {which}[{k}]: {} vs {fd}", analytic[k]);
+                assert!(
+                    (analytic[k] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "input {which}[{k}]: {} vs {fd}",
+                    analytic[k]
+                );
             }
         };
         check(out.grad_za.as_deref().unwrap_or_default(), 0);
@@ -587,8 +595,17 @@ mod tests {
             simd::force_scalar(false);
             drop(_guard);
             let fast = run(&p, true, true);
-            assert!((scalar.loss - fast.loss).abs() <= 1e-6 * fast.loss.abs(), "t={t}: {} vs {}", scalar.loss, fast.loss);
-            for (x, y) in [(&scalar.grad_za, &fast.grad_za), (&scalar.grad_zv, &fast.grad_zv), (&scalar.grad_lambda, &fast.grad_lambda)] {
+            assert!(
+                (scalar.loss - fast.loss).abs() <= 1e-6 * fast.loss.abs(),
+                "t={t}: {} vs {}",
+                scalar.loss,
+                fast.loss
+            );
+            for (x, y) in [
+                (&scalar.grad_za, &fast.grad_za),
+                (&scalar.grad_zv, &fast.grad_zv),
+                (&scalar.grad_lambda, &fast.grad_lambda),
+            ] {
                 let (x, y) = (x.as_deref().unwrap_or_default(), y.as_deref().unwrap_or_default());
                 let scale = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 let err = x.iter().zip(y).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));

@@ -480,7 +480,8 @@ mod tests {
     #[test]
     fn fixed_shift_leaves_match_f64_loops() {
         for n in [0usize, 1, 7, 8, 9, 37, 100] {
-            let row: Vec<f32> = (0..n).map(|i| if i % 13 == 5 { f32::NEG_INFINITY } else { (i as f32 - 50.0) * 0.3 }).collect();
+            let row: Vec<f32> =
+                (0..n).map(|i| if i % 13 == 5 { f32::NEG_INFINITY } else { (i as f32 - 50.0) * 0.3 }).collect();
             let mut x = row.clone();
             let mut acc = vec![0.25f32; n];
             let s = exp_shift_acc(&mut x, 14.0, &mut acc);
