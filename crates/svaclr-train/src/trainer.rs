@@ -339,9 +339,15 @@ pub fn pretrain_on(
 
     let train_device = device.clone().autodiff();
     // Weights are drawn on flex and moved, so a seed means the same initial model on every backend.
-    Device::flex().seed(cfg.seed);
-    train_device.seed(cfg.seed);
-    let mut model = cfg.model.init_portable(&train_device)?;
+    // Seeding and drawing the initial weights is one step: the generator is global to the process, and another
+    // thread (a parallel test, a second run in the same process) must not draw from it in between.
+    let mut model = {
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _init = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Device::flex().seed(cfg.seed);
+        train_device.seed(cfg.seed);
+        cfg.model.init_portable(&train_device)?
+    };
     let mut optim = build_optimizer(cfg);
     let mut state = TrainState { step: 0, epoch: 0, batch: 0, config_hash: hash.clone(), precise_bn: false };
     if let Some(dir) = existing {

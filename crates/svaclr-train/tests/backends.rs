@@ -27,6 +27,15 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Every test seeds flex's one global random generator and then draws weights or inputs from it: tests running in
+/// parallel threads would draw from each other's streams and start the two backends from different weights. Each test
+/// holds this lock for its whole run.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn tch() -> Device {
     Device::libtorch()
 }
@@ -84,6 +93,7 @@ fn params<M: Module>(m: &M) -> Vec<(String, Vec<f32>)> {
 /// each encoder at the tiny preset.
 #[test]
 fn encoders_agree_forward_and_backward() {
+    let _serial = serial();
     const RTOL: f64 = 1e-4;
     let flex = Device::flex();
     flex.seed(11);
@@ -126,6 +136,7 @@ fn encoders_agree_forward_and_backward() {
 /// to every input: flex's fused kernel and composed path against LibTorch's composed path.
 #[test]
 fn losses_and_gradients_agree() {
+    let _serial = serial();
     const RTOL: f64 = 1e-5;
     let flex = Device::flex();
     flex.seed(5);
@@ -179,6 +190,7 @@ fn smoke_value() -> serde_json::Value {
 /// both backends move them by rounding noise of about 1e-9 of the largest change).
 #[test]
 fn one_sgd_step_of_the_whole_model_agrees() {
+    let _serial = serial();
     const RTOL: f64 = 1e-4;
     let cfg: PretrainConfig = serde_json::from_value(smoke_value()).expect("smoke config");
     let (views, clips) = (2, 4);
@@ -236,6 +248,7 @@ fn one_sgd_step_of_the_whole_model_agrees() {
 /// agrees to 2e-5 (test above). The bound per step is 5%; docs/backends.md discusses the gap.
 #[test]
 fn smoke_pretraining_on_tch_tracks_flex() {
+    let _serial = serial();
     const STEPS: usize = 5;
     let data = std::env::temp_dir().join(format!("svaclr-backends-test-{}", std::process::id()));
     let synth = SynthConfig::preset(Preset::Small).with_seed(3).with_pretrain_clips(64);
