@@ -25,8 +25,6 @@
 //!   any work.
 //! - Untested on hardware here (the development machine has no GPU): it type-checks with `--features cuda`.
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,9 +40,12 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::PretrainConfig;
 use crate::device::{DeviceError, DeviceSpec};
 use crate::error::TrainError;
-use crate::metrics::StepRecord;
+use crate::metrics::{MetricsLog, StepRecord};
 use crate::schedule::learning_rate;
-use crate::trainer::{PretrainOptions, PretrainSummary, build_optimizer, step_gradients};
+use crate::trainer::{
+    PretrainOptions, PretrainSummary, build_optimizer, initial_model, open_run_dir, resume_message, resume_state,
+    step_gradients, steps_per_epoch, write_run_end,
+};
 
 /// Parse a comma-separated `--device` list (`cuda:0,1`, `cuda:0,cuda:1`): a bare number after the first entry
 /// repeats the first entry's backend. Returns one spec per device.
@@ -151,58 +152,26 @@ pub fn pretrain_ddp(
 
     let started = Instant::now();
     let hash = cfg.hash();
-    fs::create_dir_all(run_dir).map_err(|source| TrainError::Io { path: run_dir.to_path_buf(), source })?;
-    let existing = checkpoint::latest(run_dir)?;
-    if existing.is_some() && !opts.resume {
-        return Err(TrainError::Other(format!(
-            "{}: already holds a run; pass --resume to continue it or choose another --out",
-            run_dir.display()
-        )));
-    }
-    let cfg_json = serde_json::to_vec_pretty(cfg).map_err(|e| TrainError::Other(e.to_string()))?;
-    checkpoint::write_atomic(&run_dir.join("config.json"), &cfg_json)?;
+    let existing = open_run_dir(cfg, run_dir, opts, true)?;
 
     let manifest = Manifest::load(&cfg.manifest)?;
     let dataset = Arc::new(ClipDataset::new(&manifest, cfg.split.as_deref(), cfg.data.clone())?);
     let loader = BatchLoader::new(dataset.clone(), cfg.run.batch_size, cfg.seed, cfg.run.workers, 2);
-    let steps_per_epoch = loader.batches_per_epoch();
-    if steps_per_epoch == 0 {
-        return Err(TrainError::Other(format!(
-            "{}: {} clips are fewer than one batch of {}",
-            cfg.manifest.display(),
-            dataset.len(),
-            cfg.run.batch_size
-        )));
-    }
+    let steps_per_epoch = steps_per_epoch(cfg, &loader)?;
     let views = cfg.data.views();
     let total_steps = cfg.run.max_steps.unwrap_or(usize::MAX).min(cfg.schedule.epochs * steps_per_epoch);
 
     // The model of device 0, initialised (or restored) exactly as a single-device run would, then forked.
     let first = devices[0].clone().autodiff();
-    first.seed(cfg.seed);
     let mut state = TrainState { step: 0, epoch: 0, batch: 0, config_hash: hash.clone(), precise_bn: false };
-    let mut base = cfg.model.init(&first)?;
+    let mut base = initial_model(cfg, &first)?;
     let mut optim_file = None;
     if let Some(dir) = existing {
-        let saved = checkpoint::read_state(&dir)?;
-        if saved.config_hash != hash {
-            return Err(TrainError::Other(format!(
-                "{}: --resume with a different config (hash {} vs the run's {})",
-                run_dir.display(),
-                hash,
-                saved.config_hash
-            )));
-        }
+        let saved = resume_state(&dir, run_dir, &hash)?;
         base = svaclr_models::weights::load_model(&cfg.model, &dir.join("model.bpk"), &first)?;
         optim_file = Some(dir.join("optim.bpk"));
         state = saved;
-        eprintln!(
-            "resuming {} at step {} (epoch {}, batch {})",
-            run_dir.display(),
-            state.step,
-            state.epoch,
-            state.batch
-        );
+        eprintln!("{}", resume_message(run_dir, &state));
     }
     let _sync = DistributedContext::init(devices.clone(), DistributedConfig { all_reduce_op: ReduceOperation::Mean });
     let mut replicas = Vec::with_capacity(k);
@@ -219,14 +188,7 @@ pub fn pretrain_ddp(
     }
     drop(base);
 
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let mut records = crate::metrics::read_records(&metrics_path, state.step)?;
-    crate::metrics::rewrite(&metrics_path, &records)?;
-    let mut log = fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&metrics_path)
-        .map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
+    let (mut log, mut records) = MetricsLog::open(run_dir, state.step)?;
     let bar = crate::progress::bar(opts.progress, total_steps as u64, state.step as u64);
     let mut clips_done = 0usize;
     let loop_start = Instant::now();
@@ -289,9 +251,7 @@ pub fn pretrain_ddp(
                 clips_per_s: batch.specs.len() as f64 / dt.max(1e-9),
                 wall_s: started.elapsed().as_secs_f64(),
             };
-            let line = serde_json::to_string(&rec).map_err(|e| TrainError::Other(e.to_string()))?;
-            writeln!(log, "{line}").map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
-            log.flush().map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
+            log.append(&rec)?;
             bar.set_position(state.step as u64);
             bar.set_message(format!(
                 "epoch {epoch} loss {:.4} lr {:.4} {:.1} clips/s",
@@ -338,9 +298,7 @@ pub fn pretrain_ddp(
         processes: 1,
         weights_hash: format!("{:016x}", crate::distributed::module_hash(&replicas[0].model)?),
     };
-    let json = serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::Other(e.to_string()))?;
-    checkpoint::write_atomic(&run_dir.join("summary.json"), &json)?;
-    crate::plot::plot_run(&records, steps_per_epoch, &run_dir.join("metrics.png"))?;
+    write_run_end(run_dir, &summary, &records, steps_per_epoch)?;
     Ok(summary)
 }
 

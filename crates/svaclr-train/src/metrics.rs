@@ -1,8 +1,8 @@
 //! The metrics log: JSON Lines, one record per optimiser step.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use svaclr_loss::LossStats;
@@ -50,4 +50,33 @@ pub fn rewrite(path: &Path, records: &[StepRecord]) -> Result<(), TrainError> {
         text.push('\n');
     }
     crate::checkpoint::write_atomic(path, text.as_bytes())
+}
+
+/// The open metrics log of a run: on opening, the records up to the resumed step are kept (later ones, written
+/// after the checkpoint, are dropped) and returned; every step then appends one flushed line.
+pub struct MetricsLog {
+    path: PathBuf,
+    file: fs::File,
+}
+
+impl MetricsLog {
+    /// Open `run_dir/metrics.jsonl` at `step`; returns the log and the records kept.
+    pub fn open(run_dir: &Path, step: usize) -> Result<(Self, Vec<StepRecord>), TrainError> {
+        let path = run_dir.join("metrics.jsonl");
+        let records = read_records(&path, step)?;
+        rewrite(&path, &records)?;
+        let file = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|source| TrainError::Io { path: path.clone(), source })?;
+        Ok((Self { path, file }, records))
+    }
+
+    /// Append one record as a line and flush it.
+    pub fn append(&mut self, rec: &StepRecord) -> Result<(), TrainError> {
+        let line = serde_json::to_string(rec).map_err(|e| TrainError::Other(e.to_string()))?;
+        writeln!(self.file, "{line}").map_err(|source| TrainError::Io { path: self.path.clone(), source })?;
+        self.file.flush().map_err(|source| TrainError::Io { path: self.path.clone(), source })
+    }
 }

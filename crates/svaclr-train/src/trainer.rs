@@ -2,8 +2,7 @@
 //! gradient caching, step-level checkpoints and exact resume fits it better.
 
 use std::fs;
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +20,7 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::PretrainConfig;
 use crate::distributed::{self, Collective, Single};
 use crate::error::TrainError;
-use crate::metrics::StepRecord;
+use crate::metrics::{MetricsLog, StepRecord};
 use crate::schedule::learning_rate;
 
 /// How to run: resume or not, show a progress bar or not.
@@ -100,19 +99,24 @@ fn forward_views(
     ViewOutputs { za: split(out.z_audio), zv: split(out.z_video), la: split(out.l_audio), lv: split(out.l_video) }
 }
 
+/// The cross-affinity weights of SoftInfoNCE for `o`, with the config's settings.
+fn lambda_of(cfg: &PretrainConfig, o: &ViewOutputs) -> Tensor<3> {
+    svaclr_loss::cross_affinity(
+        o.la.clone(),
+        o.lv.clone(),
+        cfg.loss.lambda_temperature,
+        cfg.loss.lambda_mode,
+        cfg.loss.detach_lambda,
+    )
+}
+
 /// The configured loss on `[V, N, D]` embeddings; returns (loss, lambda if SoftInfoNCE).
 fn loss_of(cfg: &PretrainConfig, o: &ViewOutputs) -> (Tensor<1>, Option<Tensor<3>>) {
     let eta = cfg.loss.temperature;
     match cfg.loss.kind {
         LossKind::InfoNce => (svaclr_loss::info_nce(o.za.clone(), o.zv.clone(), eta), None),
         LossKind::SoftInfoNce => {
-            let lambda = svaclr_loss::cross_affinity(
-                o.la.clone(),
-                o.lv.clone(),
-                cfg.loss.lambda_temperature,
-                cfg.loss.lambda_mode,
-                cfg.loss.detach_lambda,
-            );
+            let lambda = lambda_of(cfg, o);
             (svaclr_loss::soft_info_nce(o.za.clone(), o.zv.clone(), lambda.clone(), eta), Some(lambda))
         }
     }
@@ -139,13 +143,7 @@ fn own_loss_of(cfg: &PretrainConfig, o: &ViewOutputs, weights: Tensor<3>) -> (Te
     match cfg.loss.kind {
         LossKind::InfoNce => (svaclr_loss::soft_info_nce(o.za.clone(), o.zv.clone(), weights, eta), None),
         LossKind::SoftInfoNce => {
-            let lambda = svaclr_loss::cross_affinity(
-                o.la.clone(),
-                o.lv.clone(),
-                cfg.loss.lambda_temperature,
-                cfg.loss.lambda_mode,
-                cfg.loss.detach_lambda,
-            );
+            let lambda = lambda_of(cfg, o);
             let loss = svaclr_loss::soft_info_nce(o.za.clone(), o.zv.clone(), lambda.clone() * weights, eta);
             (loss, Some(lambda))
         }
@@ -276,6 +274,84 @@ pub(crate) fn precise_bn(
     Ok(acc.finish(model))
 }
 
+/// Create `run_dir`, refuse to overwrite a run there unless resuming, write the resolved config (when `write`) and
+/// return the newest checkpoint to resume from.
+pub(crate) fn open_run_dir(
+    cfg: &PretrainConfig,
+    run_dir: &Path,
+    opts: &PretrainOptions,
+    write: bool,
+) -> Result<Option<PathBuf>, TrainError> {
+    fs::create_dir_all(run_dir).map_err(|source| TrainError::Io { path: run_dir.to_path_buf(), source })?;
+    let existing = checkpoint::latest(run_dir)?;
+    if existing.is_some() && !opts.resume {
+        return Err(TrainError::Other(format!(
+            "{}: already holds a run; pass --resume to continue it or choose another --out",
+            run_dir.display()
+        )));
+    }
+    if write {
+        let cfg_json = serde_json::to_vec_pretty(cfg).map_err(|e| TrainError::Other(e.to_string()))?;
+        checkpoint::write_atomic(&run_dir.join("config.json"), &cfg_json)?;
+    }
+    Ok(existing)
+}
+
+/// Optimiser steps per epoch of `loader`; an error naming the manifest when there is not one whole batch.
+pub(crate) fn steps_per_epoch(cfg: &PretrainConfig, loader: &BatchLoader) -> Result<usize, TrainError> {
+    match loader.batches_per_epoch() {
+        0 => Err(TrainError::Other(format!(
+            "{}: {} clips are fewer than one batch of {}",
+            cfg.manifest.display(),
+            loader.dataset().len(),
+            cfg.run.batch_size
+        ))),
+        n => Ok(n),
+    }
+}
+
+/// The initial model for `cfg.seed` on `device`: drawn on flex and moved, so a seed means the same weights on every
+/// backend. Seeding and drawing is one critical section: the generator is global to the process, and another thread
+/// (a parallel test, a second run in the same process) must not draw from it in between.
+pub(crate) fn initial_model(cfg: &PretrainConfig, device: &Device) -> Result<AvModel, TrainError> {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _init = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Device::flex().seed(cfg.seed);
+    device.seed(cfg.seed);
+    Ok(cfg.model.init_portable(device)?)
+}
+
+/// The training position saved in checkpoint `dir`; an error if the run was made with another config.
+pub(crate) fn resume_state(dir: &Path, run_dir: &Path, hash: &str) -> Result<TrainState, TrainError> {
+    let saved = checkpoint::read_state(dir)?;
+    if saved.config_hash != hash {
+        return Err(TrainError::Other(format!(
+            "{}: --resume with a different config (hash {} vs the run's {})",
+            run_dir.display(),
+            hash,
+            saved.config_hash
+        )));
+    }
+    Ok(saved)
+}
+
+/// What a resumed run prints.
+pub(crate) fn resume_message(run_dir: &Path, state: &TrainState) -> String {
+    format!("resuming {} at step {} (epoch {}, batch {})", run_dir.display(), state.step, state.epoch, state.batch)
+}
+
+/// The end of a run: `summary.json` and the plot of its metrics.
+pub(crate) fn write_run_end(
+    run_dir: &Path,
+    summary: &PretrainSummary,
+    records: &[StepRecord],
+    steps_per_epoch: usize,
+) -> Result<(), TrainError> {
+    let json = serde_json::to_vec_pretty(summary).map_err(|e| TrainError::Other(e.to_string()))?;
+    checkpoint::write_atomic(&run_dir.join("summary.json"), &json)?;
+    crate::plot::plot_run(records, steps_per_epoch, &run_dir.join("metrics.png"))
+}
+
 /// Pre-train per `cfg`, writing everything into `run_dir`. `device` is the plain device; autodiff is added here.
 pub fn pretrain(
     cfg: &PretrainConfig,
@@ -308,71 +384,31 @@ pub fn pretrain_on(
             cfg.run.batch_size, cfg.run.micro_batches
         )));
     }
-    fs::create_dir_all(run_dir).map_err(|source| TrainError::Io { path: run_dir.to_path_buf(), source })?;
-    let existing = checkpoint::latest(run_dir)?;
-    if existing.is_some() && !opts.resume {
-        return Err(TrainError::Other(format!(
-            "{}: already holds a run; pass --resume to continue it or choose another --out",
-            run_dir.display()
-        )));
-    }
-    if is_root {
-        let cfg_json = serde_json::to_vec_pretty(cfg).map_err(|e| TrainError::Other(e.to_string()))?;
-        checkpoint::write_atomic(&run_dir.join("config.json"), &cfg_json)?;
-    }
+    let existing = open_run_dir(cfg, run_dir, opts, is_root)?;
 
     let manifest = Manifest::load(&cfg.manifest)?;
     let dataset = Arc::new(ClipDataset::new(&manifest, cfg.split.as_deref(), cfg.data.clone())?);
     let per_rank = cfg.run.batch_size / world;
     let loader = BatchLoader::new(dataset.clone(), per_rank, cfg.seed, cfg.run.workers, 2).sharded(rank, world);
-    let steps_per_epoch = loader.batches_per_epoch();
-    if steps_per_epoch == 0 {
-        return Err(TrainError::Other(format!(
-            "{}: {} clips are fewer than one batch of {}",
-            cfg.manifest.display(),
-            dataset.len(),
-            cfg.run.batch_size
-        )));
-    }
+    let steps_per_epoch = steps_per_epoch(cfg, &loader)?;
     let views = cfg.data.views();
     let total_steps = cfg.run.max_steps.unwrap_or(usize::MAX).min(cfg.schedule.epochs * steps_per_epoch);
 
     let train_device = device.clone().autodiff();
-    // Weights are drawn on flex and moved, so a seed means the same initial model on every backend.
     // Seeding and drawing the initial weights is one step: the generator is global to the process, and another
     // thread (a parallel test, a second run in the same process) must not draw from it in between.
-    let mut model = {
-        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _init = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Device::flex().seed(cfg.seed);
-        train_device.seed(cfg.seed);
-        cfg.model.init_portable(&train_device)?
-    };
+    let mut model = initial_model(cfg, &train_device)?;
     let mut optim = build_optimizer(cfg);
     let mut state = TrainState { step: 0, epoch: 0, batch: 0, config_hash: hash.clone(), precise_bn: false };
     if let Some(dir) = existing {
-        let saved = checkpoint::read_state(&dir)?;
-        if saved.config_hash != hash {
-            return Err(TrainError::Other(format!(
-                "{}: --resume with a different config (hash {} vs the run's {})",
-                run_dir.display(),
-                hash,
-                saved.config_hash
-            )));
-        }
+        let saved = resume_state(&dir, run_dir, &hash)?;
         model = svaclr_models::weights::load_model(&cfg.model, &dir.join("model.bpk"), &train_device)?;
         optim = optim
             .load(dir.join("optim.bpk"))
             .map_err(|e| TrainError::Checkpoint { path: dir.join("optim.bpk"), message: format!("{e:?}") })?;
         state = saved;
         if is_root {
-            eprintln!(
-                "resuming {} at step {} (epoch {}, batch {})",
-                run_dir.display(),
-                state.step,
-                state.epoch,
-                state.batch
-            );
+            eprintln!("{}", resume_message(run_dir, &state));
         }
     }
     if world > 1 {
@@ -388,20 +424,13 @@ pub fn pretrain_on(
         }
         model = distributed::broadcast_module(comm, model)?;
     }
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let mut records = Vec::new();
-    let mut log = None;
-    if is_root {
-        records = crate::metrics::read_records(&metrics_path, state.step)?;
-        crate::metrics::rewrite(&metrics_path, &records)?;
-        log = Some(
-            fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&metrics_path)
-                .map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?,
-        );
-    }
+    let (mut log, mut records) = match is_root {
+        true => {
+            let (log, records) = MetricsLog::open(run_dir, state.step)?;
+            (Some(log), records)
+        }
+        false => (None, Vec::new()),
+    };
 
     let bar = crate::progress::bar(opts.progress && is_root, total_steps as u64, state.step as u64);
     let mut clips_done = 0usize;
@@ -439,9 +468,7 @@ pub fn pretrain_on(
                 wall_s: started.elapsed().as_secs_f64(),
             };
             if let Some(log) = log.as_mut() {
-                let line = serde_json::to_string(&rec).map_err(|e| TrainError::Other(e.to_string()))?;
-                writeln!(log, "{line}").map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
-                log.flush().map_err(|source| TrainError::Io { path: metrics_path.clone(), source })?;
+                log.append(&rec)?;
             }
             bar.set_position(state.step as u64);
             bar.set_message(format!(
@@ -454,7 +481,7 @@ pub fn pretrain_on(
                 state.epoch += 1;
                 state.batch = 0;
             }
-            if state.step % cfg.run.checkpoint_every == 0 || end_of_epoch || state.step == total_steps {
+            if state.step.is_multiple_of(cfg.run.checkpoint_every) || end_of_epoch || state.step == total_steps {
                 if world > 1 {
                     // BatchNorm statistics come from each rank's own clips: keep their average, then make sure
                     // every rank holds the same weights.
@@ -503,9 +530,7 @@ pub fn pretrain_on(
         weights_hash: format!("{:016x}", distributed::module_hash(&model)?),
     };
     if is_root {
-        let json = serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::Other(e.to_string()))?;
-        checkpoint::write_atomic(&run_dir.join("summary.json"), &json)?;
-        crate::plot::plot_run(&records, steps_per_epoch, &run_dir.join("metrics.png"))?;
+        write_run_end(run_dir, &summary, &records, steps_per_epoch)?;
     }
     Ok(summary)
 }
