@@ -53,8 +53,12 @@ class AvModel(nn.Module):
         self.proj_audio = projector(dim, model_cfg["proj_hidden"], model_cfg["proj_dim"])
         if model_cfg["affinity_map"] != "identity":
             raise SystemExit("pretrain_torch.py: only the identity affinity map is implemented")
+        # svaclr's `video_input: temporal_residual`: each frame minus the clip's mean frame, before the stem.
+        self.temporal_residual = model_cfg.get("video_input", "rgb") == "temporal_residual"
 
     def forward(self, video, audio):
+        if self.temporal_residual:
+            video = video - video.mean(2, keepdim=True)
         yv = self.video(video)
         ya = self.audio(audio)
         return yv, ya, self.proj_video(yv), self.proj_audio(ya)

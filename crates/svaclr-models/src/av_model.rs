@@ -10,7 +10,7 @@ use crate::affinity::{AffinityMap, AffinityMapConfig, AffinityMapKind};
 use crate::audio_resnet::{AudioEncoder, AudioEncoderConfig};
 use crate::preset::{SizePreset, VideoArch};
 use crate::projector::{Projector, ProjectorConfig};
-use crate::video_resnet::{VideoEncoder, VideoEncoderConfig};
+use crate::video_resnet::{VideoEncoder, VideoEncoderConfig, VideoInput};
 
 /// Projection width of GDT and the paper (128; 256 is the other common choice).
 pub const DEFAULT_PROJ_DIM: usize = 128;
@@ -32,6 +32,10 @@ pub struct ModelConfig {
     /// BatchNorm in training: `"batch"` (the default and the paper's; may be left out) or `"frozen"`.
     #[serde(default, skip_serializing_if = "NormMode::is_batch")]
     pub norm: NormMode,
+    /// What the video encoder sees: `"rgb"` (the default and the paper's; may be left out) or
+    /// `"temporal_residual"` (each frame minus the clip's mean frame; the CPU presets on SynthAV).
+    #[serde(default, skip_serializing_if = "VideoInput::is_rgb")]
+    pub video_input: VideoInput,
 }
 
 /// How every BatchNorm of an [`AvModel`] behaves while training.
@@ -72,6 +76,7 @@ impl ModelConfig {
             proj_dim: DEFAULT_PROJ_DIM,
             affinity_map: AffinityMapKind::Identity,
             norm: NormMode::Batch,
+            video_input: VideoInput::Rgb,
         }
     }
 
@@ -103,7 +108,7 @@ impl ModelConfig {
     /// Build the model with fresh weights.
     pub fn init(&self, device: &Device) -> Result<AvModel, ModelError> {
         self.validate()?;
-        let video = VideoEncoderConfig::new(self.video_arch, self.preset).init(device);
+        let video = VideoEncoderConfig::new(self.video_arch, self.preset).with_input(self.video_input).init(device);
         let audio = AudioEncoderConfig::new(self.preset).init(device);
         let proj_video = self.projector(video.feature_dim()).init(device)?;
         let proj_audio = self.projector(audio.feature_dim()).init(device)?;

@@ -28,7 +28,7 @@ pub use norm::{BN_MOMENTUM, PreciseBn};
 pub use preset::{SizePreset, VideoArch};
 pub use projector::{Projector, ProjectorConfig};
 pub use torchvision::{NetOutput, TorchvisionArch, TorchvisionNet};
-pub use video_resnet::{VideoEncoder, VideoEncoderConfig, VideoResNet, VideoResNetConfig};
+pub use video_resnet::{VideoEncoder, VideoEncoderConfig, VideoInput, VideoResNet, VideoResNetConfig};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::Tensor;

@@ -39,6 +39,28 @@ fn conv3d(c_in: usize, c_out: usize, kernel: [usize; 3], stride: [usize; 3], pad
         .init(dev)
 }
 
+/// What the video encoder computes from the normalised clip before its stem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoInput {
+    /// The frames as they are (the paper's and torchvision's).
+    #[default]
+    Rgb,
+    /// Every frame minus the clip's mean frame (per channel and pixel), so the encoder sees what changes over the
+    /// clip and not its static appearance; in the spirit of the RGB-difference input of two-stream networks (TSN).
+    /// A CPU-budget option: from random initialisation, a small video network's features and gradients are
+    /// dominated by static appearance, which SynthAV randomises, and it learns motion only after far more steps than
+    /// a CPU run has (docs/synthav.md, "Learnability").
+    TemporalResidual,
+}
+
+impl VideoInput {
+    /// The default (kept out of serialised configs so that their hashes do not change).
+    pub fn is_rgb(&self) -> bool {
+        *self == VideoInput::Rgb
+    }
+}
+
 /// Configuration of a [`VideoEncoder`] (the backbone without fc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoEncoderConfig {
@@ -46,12 +68,21 @@ pub struct VideoEncoderConfig {
     pub arch: VideoArch,
     /// Width preset.
     pub preset: SizePreset,
+    /// Input transform before the stem (`rgb` unless set).
+    #[serde(default, skip_serializing_if = "VideoInput::is_rgb")]
+    pub input: VideoInput,
 }
 
 impl VideoEncoderConfig {
-    /// A config for `arch` at `preset`.
+    /// A config for `arch` at `preset` on RGB input.
     pub fn new(arch: VideoArch, preset: SizePreset) -> Self {
-        Self { arch, preset }
+        Self { arch, preset, input: VideoInput::Rgb }
+    }
+
+    /// The same config with another input transform.
+    pub fn with_input(mut self, input: VideoInput) -> Self {
+        self.input = input;
+        self
     }
 
     /// Build the encoder with torchvision's initialisation (Kaiming-normal fan-out convs, BN weight 1 bias 0).
@@ -76,7 +107,15 @@ impl VideoEncoderConfig {
         }
         let mut stages = stages.into_iter();
         let mut next = || stages.next().unwrap_or_default();
-        VideoEncoder { stem, layer1: next(), layer2: next(), layer3: next(), layer4: next(), out_channels: inplanes }
+        VideoEncoder {
+            stem,
+            layer1: next(),
+            layer2: next(),
+            layer3: next(),
+            layer4: next(),
+            out_channels: inplanes,
+            temporal_residual: self.input == VideoInput::TemporalResidual,
+        }
     }
 }
 
@@ -98,6 +137,8 @@ pub struct VideoEncoder {
     pub layer4: Vec<VideoBlock>,
     /// Width of the output representation.
     pub out_channels: usize,
+    /// [`VideoInput::TemporalResidual`]: subtract each clip's mean frame before the stem.
+    pub temporal_residual: bool,
 }
 
 impl VideoEncoder {
@@ -118,6 +159,7 @@ impl VideoEncoder {
     /// - `x`: `[batch, 3, T, H, W]`
     /// - output: `[batch, feature_dim, ceil(T/8), ceil(H/16), ceil(W/16)]` (for T, H, W that the strides divide)
     pub fn forward_map(&self, x: Tensor<5>) -> Tensor<5> {
+        let x = if self.temporal_residual { x.clone() - x.mean_dim(2) } else { x }; // [B, 3, T, H, W]
         let mut x = self.stem.forward(x); // [B, C1, T, H/2, W/2]
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
             x = block.forward(x);
@@ -128,6 +170,11 @@ impl VideoEncoder {
     /// Width of the representation this encoder outputs (512 at full size).
     pub fn feature_dim(&self) -> usize {
         self.out_channels
+    }
+
+    /// The input transform this encoder applies before its stem.
+    pub fn input(&self) -> VideoInput {
+        if self.temporal_residual { VideoInput::TemporalResidual } else { VideoInput::Rgb }
     }
 }
 

@@ -14,7 +14,7 @@ use svaclr_models::video_resnet::{R2Plus1dStem, VideoStem};
 use svaclr_models::weights::{self, BURN_TO_TORCHVISION, TORCHVISION_TO_BURN};
 use svaclr_models::{
     AudioEncoderConfig, ClassifierConfig, ModelConfig, ModelError, NormMode, SizePreset, TorchvisionArch,
-    TorchvisionNet, VideoArch, VideoEncoderConfig, VideoResNetConfig, count_parameters,
+    TorchvisionNet, VideoArch, VideoEncoder, VideoEncoderConfig, VideoInput, VideoResNetConfig, count_parameters,
 };
 
 fn dev() -> Device {
@@ -522,4 +522,44 @@ fn r2plus1d_stem_matches_hand_computation() {
     assert!((at(0, 0) - expect(16.0)).abs() < 1e-5, "{} vs {}", at(0, 0), expect(16.0));
     // Last row/col (7,7) reads rows 11..17 of 0..15: 5x5 inside.
     assert!((at(7, 7) - expect(25.0)).abs() < 1e-5, "{} vs {}", at(7, 7), expect(25.0));
+}
+
+/// `video_input: temporal_residual` makes the encoder blind to anything constant over the clip (its static
+/// appearance) and nothing else: adding one frame to every time step leaves its output unchanged, while the RGB
+/// encoder with the same weights sees the change; a change over time reaches both.
+#[test]
+fn temporal_residual_input_ignores_static_appearance_only() {
+    let d = dev();
+    let clip = randn([2, 3, 4, 32, 32], 21);
+    let still = randn([2, 3, 1, 32, 32], 22).repeat_dim(2, 4); // the same frame at every step
+    let moving = randn([2, 3, 4, 32, 32], 23);
+    let encoders = [VideoInput::Rgb, VideoInput::TemporalResidual].map(|input| {
+        d.seed(5);
+        VideoEncoderConfig::new(VideoArch::R2Plus1d18, SizePreset::Tiny).with_input(input).init(&d)
+    });
+    let [rgb, residual] = &encoders;
+    assert_eq!((rgb.input(), residual.input()), (VideoInput::Rgb, VideoInput::TemporalResidual));
+    let gap = |enc: &VideoEncoder, extra: &Tensor<5>| {
+        max_abs_diff(enc.forward(clip.clone()), enc.forward(clip.clone() + extra.clone() * 0.5))
+    };
+    assert!(gap(residual, &still) < 1e-5, "static content changed the residual encoder: {}", gap(residual, &still));
+    assert!(gap(rgb, &still) > 1e-3, "static content did not reach the RGB encoder: {}", gap(rgb, &still));
+    assert!(gap(residual, &moving) > 1e-3, "motion did not reach the residual encoder: {}", gap(residual, &moving));
+}
+
+/// The field is optional in configs (RGB, the paper's, when absent) and left out when it has its default, so the
+/// hashes of existing run configs stay the same.
+#[test]
+fn video_input_defaults_to_rgb_and_round_trips() {
+    let tiny = ModelConfig::for_preset(VideoArch::R2Plus1d18, SizePreset::Tiny);
+    let json = serde_json::to_string(&tiny).expect("serialise");
+    assert!(!json.contains("video_input"), "{json}");
+    let back: ModelConfig = serde_json::from_str(&json).expect("parse");
+    assert_eq!(back.video_input, VideoInput::Rgb);
+    let with = json.replacen('{', r#"{"video_input":"temporal_residual","#, 1);
+    let cfg: ModelConfig = serde_json::from_str(&with).expect("parse temporal_residual");
+    assert_eq!(cfg.video_input, VideoInput::TemporalResidual);
+    assert!(serde_json::to_string(&cfg).expect("serialise").contains(r#""video_input":"temporal_residual""#));
+    let bad = json.replacen('{', r#"{"video_input":"flow","#, 1);
+    assert!(serde_json::from_str::<ModelConfig>(&bad).is_err(), "an unknown input must be refused");
 }
