@@ -236,13 +236,13 @@ fn every_written_file_decodes_with_the_promised_format() {
             assert_eq!((clip.sample_rate, clip.samples.len()), (16_000, 56_000));
         }
     }
-    // H.264 at crf 16 in 4:2:0 on 48x48 frames: about 2.4 grey levels of mean absolute error against the noise-free
-    // rendering, under 4 for the noisiest clip (measured 2.40 and 3.65). A colour-conversion or frame-order bug
-    // gives tens of levels.
+    // H.264 at crf 16 in 4:2:0 on 48x48 frames: about 3 grey levels of mean absolute error against the noise-free
+    // rendering, under 6 for the noisiest clip (generator v3, whose larger objects have more edge: measured 2.87 and
+    // 5.39; v2 2.40 and 3.65). A colour-conversion or frame-order bug gives tens of levels.
     let mean_error = total_error / clips as f64;
     eprintln!("decoded vs noise-free render: {mean_error:.2} grey levels on average, worst clip {worst_error:.2}");
     assert!(
-        worst_error < 5.0 && mean_error < 3.5,
+        worst_error < 8.0 && mean_error < 4.5,
         "decoded frames are off by {mean_error:.2} levels on average (worst clip {worst_error:.2})"
     );
 

@@ -41,7 +41,7 @@ pub use render::{RenderedClip, render_audio, render_background, render_video};
 pub use scene::{Background, ClipParams, Distractor, Family, Motion, Shape, event_times, object_at, sample_params};
 
 /// Version of the generator; bump whenever the same seed would produce different content.
-pub const GENERATOR_VERSION: u32 = 2;
+pub const GENERATOR_VERSION: u32 = 3;
 /// File describing a generated dataset.
 pub const INFO_FILE: &str = "synthav.json";
 /// Frames per second of every clip.
@@ -246,8 +246,8 @@ impl SynthConfig {
             crf: DEFAULT_CRF,
         };
         match preset {
-            Preset::Small => common(48, vec![1.0, 2.0], 200, 4, 8, 48),
-            Preset::Default => common(64, vec![1.0, 2.0, 4.0], 2000, 15, 25, 240),
+            Preset::Small => common(48, vec![0.5, 1.0], 200, 4, 8, 48),
+            Preset::Default => common(64, vec![0.5, 1.0, 2.0], 2000, 15, 25, 240),
         }
     }
 
@@ -711,7 +711,7 @@ mod tests {
         assert_eq!((d.num_classes(), d.width, d.count(Split::Pretrain)), (12, 64, 2000));
         assert_eq!(d.audio_samples(), 56_000);
         assert!(d.max_speed_without_loop() >= 6, "speed-6 views must fit");
-        assert_eq!(d.classes()[5].name, "orbit_4hz");
+        assert_eq!(d.classes()[5].name, "orbit_2hz");
     }
 
     #[test]

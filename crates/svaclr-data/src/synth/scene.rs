@@ -9,13 +9,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Object radius as a fraction of the frame's shorter side (uniform range). A nuisance.
-pub const SIZE_RANGE: (f32, f32) = (0.12, 0.18);
+pub const SIZE_RANGE: (f32, f32) = (0.16, 0.24);
 /// Bounce height (apex above the floor) as a fraction of the frame height.
-pub const BOUNCE_HEIGHT_RANGE: (f32, f32) = (0.30, 0.45);
+pub const BOUNCE_HEIGHT_RANGE: (f32, f32) = (0.22, 0.34);
 /// Orbit radius as a fraction of the frame's shorter side.
-pub const ORBIT_RADIUS_RANGE: (f32, f32) = (0.16, 0.26);
+pub const ORBIT_RADIUS_RANGE: (f32, f32) = (0.12, 0.20);
 /// Half-width of a sweep as a fraction of the frame width.
-pub const SWEEP_AMPLITUDE_RANGE: (f32, f32) = (0.16, 0.26);
+pub const SWEEP_AMPLITUDE_RANGE: (f32, f32) = (0.12, 0.20);
 /// Largest vertical travel of a sweep (it runs on a tilted line), fraction of the frame height.
 pub const SWEEP_TILT_MAX: f32 = 0.12;
 /// Relative size change of a pulse: the scale runs between `1 - depth` and `1 + depth`.
