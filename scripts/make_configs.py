@@ -30,22 +30,28 @@ PRESETS = {
         schedule=dict(lr_start=0.064, lr_peak=0.64, lr_end=0.1, warmup_epochs=10.0, epochs=100),
         run=dict(batch_size=512, micro_batches=1, checkpoint_every=500, workers=8, max_steps=None,
                  precise_bn_batches=0)),
-    # SynthAV default preset on a 2-core CPU: tiny widths, 8 frames of 56 px, half a second of audio.
+    # SynthAV default preset on a 2-core CPU: tiny widths, 8 frames of 32 px crops, half a second of audio. The video
+    # encoder sees each frame minus the clip's mean frame (video_input, docs/synthav.md "Learnability"): from random
+    # initialisation a tiny RGB encoder learns no motion within a CPU run's few hundred steps.
     "synth": dict(
         manifest="../../data/synthav/pretrain.jsonl", split=None,
         data=dict(frames=8, fps=16.0, short_side=40, crop=32, audio_seconds=0.5, mel=MEL_16K,
                   tie_speeds=False, augment=AUG_SYNTH, workers=2),
-        model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity"),
+        model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity",
+                   video_input="temporal_residual"),
         optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
-        schedule=dict(lr_start=0.04, lr_peak=0.2, lr_end=0.04, warmup_epochs=0.5, epochs=4),
-        run=dict(batch_size=64, micro_batches=1, checkpoint_every=50, workers=2, max_steps=None,
+        # 2 epochs of the preset's 2000 clips at batch 32: 124 steps, about 4 minutes per row with speed views on
+        # 2 cores (docs/synthav.md "Learnability": what a row learns grows with its steps, not its epochs).
+        schedule=dict(lr_start=0.02, lr_peak=0.1, lr_end=0.01, warmup_epochs=0.2, epochs=2),
+        run=dict(batch_size=32, micro_batches=1, checkpoint_every=50, workers=2, max_steps=None,
                  precise_bn_batches=8)),
     # A minute-long smoke run on SynthAV's small preset (what the tests run).
     "smoke": dict(
         manifest="../../data/synthav-small/pretrain.jsonl", split=None,
         data=dict(frames=8, fps=16.0, short_side=40, crop=32, audio_seconds=0.5, mel=MEL_16K,
                   tie_speeds=False, augment=AUG_SYNTH, workers=2),
-        model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity"),
+        model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity",
+                   video_input="temporal_residual"),
         optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
         schedule=dict(lr_start=0.04, lr_peak=0.2, lr_end=0.04, warmup_epochs=0.5, epochs=3),
         run=dict(batch_size=32, micro_batches=1, checkpoint_every=2, workers=2, max_steps=None,
