@@ -86,7 +86,7 @@ fn epoch_mean(records: &[StepRecord], epoch: usize, f: impl Fn(&LossStats) -> f6
 const MIN_LOSS_DROP: f64 = 0.05;
 
 #[test]
-#[ignore = "known failure: on SynthAV v2 the smoke run does not learn (top-1 0.017 -> 0.007); docs/reproduction.md"]
+#[ignore = "too noisy at smoke scale: with SynthAV v3 and temporal_residual the loss falls (by 0.05-0.09 in 9 steps, 0.10-0.17 in 24) but the positive top-1 of 96 clips moves within noise; the synth table shows learning (docs/reproduction.md)"]
 fn smoke_run_lowers_the_loss_and_raises_the_positive_top1() {
     // configs/pretrain/smoke.json as written (3 epochs of 3 steps on the 96 test clips). Means over whole epochs, not
     // single steps, so that one lucky or unlucky batch decides nothing. Measured with release builds on this data:
