@@ -130,6 +130,12 @@ impl PretrainConfig {
         if !(0.0..1.0).contains(&self.optim.momentum) || !(self.optim.weight_decay >= 0.0) {
             return Err("optim.momentum must be in [0, 1) and optim.weight_decay >= 0".into());
         }
+        if self.model.video_input == svaclr_models::VideoInput::TemporalResidual && self.data.frames < 2 {
+            return Err(format!(
+                "model.video_input = temporal_residual needs data.frames >= 2 (a one-frame clip is all mean), got {}",
+                self.data.frames
+            ));
+        }
         if self.loss.kind == svaclr_loss::LossKind::SoftInfoNce && self.data.views() != 2 {
             return Err("loss.kind = soft_info_nce needs speed co-augmentation (2 views): set data.speeds".into());
         }

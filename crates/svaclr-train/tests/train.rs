@@ -52,6 +52,13 @@ fn bad_configs_fail_before_work_with_one_line() {
         (Box::new(|v| v["loss"]["temperature"] = (-1.0).into()), "temperature"),
         (
             Box::new(|v| {
+                v["model"]["video_input"] = "temporal_residual".into();
+                v["data"]["frames"] = 1.into();
+            }),
+            "temporal_residual needs data.frames >= 2",
+        ),
+        (
+            Box::new(|v| {
                 v["data"]["speeds"] = serde_json::json!([1, 1]);
                 v["loss"]["kind"] = "soft_info_nce".into();
             }),
