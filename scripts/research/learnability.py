@@ -38,6 +38,7 @@ import torchaudio
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
 from loss_torch import soft_info_nce  # noqa: E402
 from models_torch import FULL_WIDTHS, encoder, scale  # noqa: E402
+from pretrain_torch import projector  # noqa: E402
 
 FPS = 16
 SAMPLE_RATE = 16000
@@ -130,10 +131,6 @@ def plain3d(out_dim):
 
     return nn.Sequential(block(3, 32, (1, 2, 2)), block(32, 32, 1), block(32, 64, 2), block(64, 64, 1),
                          block(64, 128, 2), block(128, out_dim, 1), nn.AdaptiveAvgPool3d(1), nn.Flatten())
-
-
-def projector(dim, hidden, out):
-    return nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
 
 
 def probe(train_x, train_y, test_x, test_y, classes):

@@ -114,7 +114,7 @@ impl VideoEncoderConfig {
             layer3: next(),
             layer4: next(),
             out_channels: inplanes,
-            temporal_residual: self.input == VideoInput::TemporalResidual,
+            input: self.input,
         }
     }
 }
@@ -137,8 +137,9 @@ pub struct VideoEncoder {
     pub layer4: Vec<VideoBlock>,
     /// Width of the output representation.
     pub out_channels: usize,
-    /// [`VideoInput::TemporalResidual`]: subtract each clip's mean frame before the stem.
-    pub temporal_residual: bool,
+    /// What the encoder computes from its input before the stem (a setting, not a weight: not saved in records).
+    #[module(skip)]
+    pub input: VideoInput,
 }
 
 impl VideoEncoder {
@@ -159,7 +160,10 @@ impl VideoEncoder {
     /// - `x`: `[batch, 3, T, H, W]`
     /// - output: `[batch, feature_dim, ceil(T/8), ceil(H/16), ceil(W/16)]` (for T, H, W that the strides divide)
     pub fn forward_map(&self, x: Tensor<5>) -> Tensor<5> {
-        let x = if self.temporal_residual { x.clone() - x.mean_dim(2) } else { x }; // [B, 3, T, H, W]
+        let x = match self.input {
+            VideoInput::Rgb => x,
+            VideoInput::TemporalResidual => x.clone() - x.mean_dim(2), // [B, 3, T, H, W] minus [B, 3, 1, H, W]
+        };
         let mut x = self.stem.forward(x); // [B, C1, T, H/2, W/2]
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
             x = block.forward(x);
@@ -174,7 +178,7 @@ impl VideoEncoder {
 
     /// The input transform this encoder applies before its stem.
     pub fn input(&self) -> VideoInput {
-        if self.temporal_residual { VideoInput::TemporalResidual } else { VideoInput::Rgb }
+        self.input
     }
 }
 
