@@ -94,6 +94,9 @@ def main():
     # The smoke config the training issue names.
     with open(os.path.join(out_dir, "smoke_s14_soft.json")) as f:
         smoke = json.load(f)
+    # Its monitor: 64 fixed clips (two training forwards) scored on the initial weights and after every epoch; 64 fits
+    # the smallest SynthAV sets the tests pre-train on.
+    smoke["run"]["monitor_clips"] = 64
     with open(os.path.join(out_dir, "smoke.json"), "w") as f:
         json.dump(smoke, f, indent=2)
         f.write("\n")

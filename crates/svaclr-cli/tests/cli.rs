@@ -96,6 +96,23 @@ fn kill_9_then_resume_continues_the_same_loss_curve() {
     let out = pretrain(&cut, true).output().expect("resume");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(losses(&cut), reference, "resumed curve must equal the uninterrupted one");
+    // smoke.json's monitor (a fixed set scored at step 0 and each epoch end) resumes the same way: the same records,
+    // the loss and top-1 bit for bit (the cosine statistics are f64 sums in a thread-dependent order: to 1e-12).
+    let monitor = |run: &Path| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(run.join("monitor.jsonl")).expect("monitor.jsonl");
+        text.lines().map(|l| serde_json::from_str(l).expect("monitor record")).collect()
+    };
+    let (resumed, whole) = (monitor(&cut), monitor(&full));
+    let steps = |rs: &[serde_json::Value]| rs.iter().map(|r| r["step"].as_u64().unwrap_or(99)).collect::<Vec<_>>();
+    assert_eq!(steps(&whole), [0, 2, 4, 6], "64 clips, batch 32: step 0 and the ends of epochs 0-2");
+    assert_eq!(steps(&resumed), steps(&whole));
+    for (r, w) in resumed.iter().zip(&whole) {
+        assert_eq!((&r["loss"], &r["top1_acc"]), (&w["loss"], &w["top1_acc"]), "step {}", w["step"]);
+        for k in ["pos_sim", "neg_sim", "lambda_mean"] {
+            let (a, b) = (r[k].as_f64().unwrap_or(f64::NAN), w[k].as_f64().unwrap_or(0.0));
+            assert!((a - b).abs() < 1e-12, "step {} {k}: resumed {a} vs {b}", w["step"]);
+        }
+    }
 }
 
 // What README tells a user to run after `cargo xtask build --features tch`: the smoke config on LibTorch's CPU device,

@@ -24,7 +24,7 @@ pub use audio_resnet::{AudioEncoder, AudioEncoderConfig, AudioResNet, AudioResNe
 pub use av_model::{AvModel, AvOutput, ModelConfig, NormMode};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use error::ModelError;
-pub use norm::{BN_MOMENTUM, PreciseBn};
+pub use norm::{BN_MOMENTUM, PreciseBn, SavedRunningStats};
 pub use preset::{SizePreset, VideoArch};
 pub use projector::{Projector, ProjectorConfig};
 pub use torchvision::{NetOutput, TorchvisionArch, TorchvisionNet};

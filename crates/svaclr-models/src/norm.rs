@@ -103,6 +103,27 @@ impl ModuleVisitor for ReadStats {
     }
 }
 
+/// A copy of every running statistic of a module, to put back after training-mode forwards that must not count
+/// (a monitor evaluation in the middle of training: it needs batch statistics, as training does, but must leave the
+/// moving averages exactly as training left them).
+pub struct SavedRunningStats(Vec<Tensor<1>>);
+
+impl SavedRunningStats {
+    /// Copy `module`'s running statistics (pending updates folded in first).
+    pub fn save<M: Module>(module: &M) -> Self {
+        sync_running_stats(module);
+        let mut reader = ReadStats { path: Path::default(), values: Vec::new() };
+        module.visit(&mut reader);
+        Self(reader.values)
+    }
+
+    /// Write the saved statistics back into `module` (the one they were saved from), discarding every update since.
+    pub fn restore<M: Module>(&self, module: M) -> M {
+        sync_running_stats(&module);
+        module.map(&mut SetStats { path: Path::default(), values: Some(&self.0), index: 0 })
+    }
+}
+
 /// Precise-BN accumulator: `prepare` before each batch, one training-mode forward, `record` after it, `finish` at the
 /// end. Works on any module whose BatchNorms all use [`BN_MOMENTUM`].
 #[derive(Default)]

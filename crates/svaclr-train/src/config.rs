@@ -74,6 +74,22 @@ pub struct RunConfig {
     /// features (probes, retrieval) nearly constant. See `svaclr_models::norm`.
     #[serde(default)]
     pub precise_bn_batches: usize,
+    /// Score this many fixed training clips (fixed views) with the loss on the initial weights and after every epoch,
+    /// into `RUN_DIR/monitor.jsonl` (0: no monitor; a multiple of `batch_size / micro_batches`). Less noisy than the
+    /// per-step statistics; changes nothing in the run (see [`crate::monitor`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub monitor_clips: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl RunConfig {
+    /// Clips in one training forward pass (one micro-batch of one process).
+    pub fn forward_clips(&self) -> usize {
+        self.batch_size / self.micro_batches.max(1)
+    }
 }
 
 impl PretrainConfig {
@@ -107,6 +123,13 @@ impl PretrainConfig {
             return Err(format!(
                 "run.batch_size = {} is not divisible by run.micro_batches = {}",
                 r.batch_size, r.micro_batches
+            ));
+        }
+        if r.monitor_clips % r.forward_clips() != 0 {
+            return Err(format!(
+                "run.monitor_clips = {} is not a multiple of run.batch_size / run.micro_batches = {}",
+                r.monitor_clips,
+                r.forward_clips()
             ));
         }
         if r.checkpoint_every == 0 {

@@ -153,6 +153,11 @@ pub fn pretrain_ddp(
     let started = Instant::now();
     let hash = cfg.hash();
     let existing = open_run_dir(cfg, run_dir, opts, true)?;
+    if cfg.run.monitor_clips > 0 {
+        eprintln!(
+            "note: run.monitor_clips is not implemented by the multi-device loop; this run writes no monitor.jsonl"
+        );
+    }
 
     let manifest = Manifest::load(&cfg.manifest)?;
     let dataset = Arc::new(ClipDataset::new(&manifest, cfg.split.as_deref(), cfg.data.clone())?);
@@ -188,7 +193,7 @@ pub fn pretrain_ddp(
     }
     drop(base);
 
-    let (mut log, mut records) = MetricsLog::open(run_dir, state.step)?;
+    let (mut log, mut records) = MetricsLog::open(run_dir, "metrics.jsonl", state.step)?;
     let bar = crate::progress::bar(opts.progress, total_steps as u64, state.step as u64);
     let mut clips_done = 0usize;
     let loop_start = Instant::now();
@@ -297,6 +302,8 @@ pub fn pretrain_ddp(
         config_hash: hash,
         processes: 1,
         weights_hash: format!("{:016x}", crate::distributed::module_hash(&replicas[0].model)?),
+        monitor_first: None,
+        monitor_final: None,
     };
     write_run_end(run_dir, &summary, &records, steps_per_epoch)?;
     Ok(summary)

@@ -13,6 +13,7 @@ pub mod device;
 pub mod distributed;
 pub mod error;
 pub mod metrics;
+pub mod monitor;
 pub mod plot;
 pub mod progress;
 pub mod schedule;

@@ -1,9 +1,11 @@
-//! The metrics log: JSON Lines, one record per optimiser step.
+//! The metrics logs: JSON Lines, one record per optimiser step (`metrics.jsonl`) and one per monitor evaluation
+//! (`monitor.jsonl`, see [`crate::monitor`]).
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use svaclr_loss::LossStats;
 
@@ -24,8 +26,37 @@ pub struct StepRecord {
     pub wall_s: f64,
 }
 
+/// One line of a run's JSON Lines log, tied to the optimiser step after which it was written.
+pub trait LogRecord: Serialize + DeserializeOwned {
+    fn step(&self) -> usize;
+}
+
+impl LogRecord for StepRecord {
+    fn step(&self) -> usize {
+        self.step
+    }
+}
+
+/// The monitor set's statistics after `step` optimiser steps (0: the initial weights), see [`crate::monitor`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MonitorRecord {
+    pub step: usize,
+    /// Epochs completed.
+    pub epochs: usize,
+    /// Clips scored.
+    pub clips: usize,
+    #[serde(flatten)]
+    pub stats: LossStats,
+}
+
+impl LogRecord for MonitorRecord {
+    fn step(&self) -> usize {
+        self.step
+    }
+}
+
 /// Records with `step <= max_step`, skipping a torn last line (a kill mid-write).
-pub fn read_records(path: &Path, max_step: usize) -> Result<Vec<StepRecord>, TrainError> {
+pub fn read_records<R: LogRecord>(path: &Path, max_step: usize) -> Result<Vec<R>, TrainError> {
     if !path.exists() {
         return Ok(Vec::new());
     }
@@ -33,8 +64,8 @@ pub fn read_records(path: &Path, max_step: usize) -> Result<Vec<StepRecord>, Tra
     let mut out = Vec::new();
     for line in BufReader::new(f).lines() {
         let line = line.map_err(|source| TrainError::Io { path: path.to_path_buf(), source })?;
-        if let Ok(r) = serde_json::from_str::<StepRecord>(&line) {
-            if r.step <= max_step {
+        if let Ok(r) = serde_json::from_str::<R>(&line) {
+            if r.step() <= max_step {
                 out.push(r);
             }
         }
@@ -43,7 +74,7 @@ pub fn read_records(path: &Path, max_step: usize) -> Result<Vec<StepRecord>, Tra
 }
 
 /// Replace the log with exactly these records (used on resume to drop steps after the checkpoint).
-pub fn rewrite(path: &Path, records: &[StepRecord]) -> Result<(), TrainError> {
+pub fn rewrite<R: LogRecord>(path: &Path, records: &[R]) -> Result<(), TrainError> {
     let mut text = String::new();
     for r in records {
         text.push_str(&serde_json::to_string(r).map_err(|e| TrainError::Other(e.to_string()))?);
@@ -52,17 +83,18 @@ pub fn rewrite(path: &Path, records: &[StepRecord]) -> Result<(), TrainError> {
     crate::checkpoint::write_atomic(path, text.as_bytes())
 }
 
-/// The open metrics log of a run: on opening, the records up to the resumed step are kept (later ones, written
-/// after the checkpoint, are dropped) and returned; every step then appends one flushed line.
-pub struct MetricsLog {
+/// An open log of a run: on opening, the records up to the resumed step are kept (later ones, written after the
+/// checkpoint, are dropped) and returned; every record then appends one flushed line.
+pub struct MetricsLog<R: LogRecord = StepRecord> {
     path: PathBuf,
     file: fs::File,
+    _record: std::marker::PhantomData<R>,
 }
 
-impl MetricsLog {
-    /// Open `run_dir/metrics.jsonl` at `step`; returns the log and the records kept.
-    pub fn open(run_dir: &Path, step: usize) -> Result<(Self, Vec<StepRecord>), TrainError> {
-        let path = run_dir.join("metrics.jsonl");
+impl<R: LogRecord> MetricsLog<R> {
+    /// Open `run_dir/name` at `step`; returns the log and the records kept.
+    pub fn open(run_dir: &Path, name: &str, step: usize) -> Result<(Self, Vec<R>), TrainError> {
+        let path = run_dir.join(name);
         let records = read_records(&path, step)?;
         rewrite(&path, &records)?;
         let file = fs::OpenOptions::new()
@@ -70,11 +102,11 @@ impl MetricsLog {
             .create(true)
             .open(&path)
             .map_err(|source| TrainError::Io { path: path.clone(), source })?;
-        Ok((Self { path, file }, records))
+        Ok((Self { path, file, _record: std::marker::PhantomData }, records))
     }
 
     /// Append one record as a line and flush it.
-    pub fn append(&mut self, rec: &StepRecord) -> Result<(), TrainError> {
+    pub fn append(&mut self, rec: &R) -> Result<(), TrainError> {
         let line = serde_json::to_string(rec).map_err(|e| TrainError::Other(e.to_string()))?;
         writeln!(self.file, "{line}").map_err(|source| TrainError::Io { path: self.path.clone(), source })?;
         self.file.flush().map_err(|source| TrainError::Io { path: self.path.clone(), source })

@@ -20,7 +20,8 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::PretrainConfig;
 use crate::distributed::{self, Collective, Single};
 use crate::error::TrainError;
-use crate::metrics::{MetricsLog, StepRecord};
+use crate::metrics::{MetricsLog, MonitorRecord, StepRecord};
+use crate::monitor::Monitor;
 use crate::schedule::learning_rate;
 
 /// How to run: resume or not, show a progress bar or not.
@@ -50,6 +51,11 @@ pub struct PretrainSummary {
     /// 64-bit hash of the final weights (every float tensor, bit for bit), for comparing runs and ranks.
     #[serde(default)]
     pub weights_hash: String,
+    /// The monitor set's statistics on the initial weights and after the last epoch (`run.monitor_clips` > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_first: Option<LossStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_final: Option<LossStats>,
 }
 
 fn one() -> usize {
@@ -72,15 +78,22 @@ pub fn build_optimizer(cfg: &PretrainConfig) -> ModuleOptimizer {
 }
 
 /// The encoders' outputs for one batch arranged as `[V, N, D]` per modality, ready for the loss.
-struct ViewOutputs {
-    za: Tensor<3>,
-    zv: Tensor<3>,
-    la: Tensor<3>,
-    lv: Tensor<3>,
+pub(crate) struct ViewOutputs {
+    pub(crate) za: Tensor<3>,
+    pub(crate) zv: Tensor<3>,
+    pub(crate) la: Tensor<3>,
+    pub(crate) lv: Tensor<3>,
+}
+
+impl ViewOutputs {
+    /// The same outputs without their autodiff graph.
+    pub(crate) fn detached(self) -> Self {
+        Self { za: self.za.detach(), zv: self.zv.detach(), la: self.la.detach(), lv: self.lv.detach() }
+    }
 }
 
 /// Forward every view of clips `range` of the batch through the model in one pass (views stacked on the batch axis).
-fn forward_views(
+pub(crate) fn forward_views(
     model: &AvModel,
     batch: &HostBatch,
     views: usize,
@@ -111,7 +124,7 @@ fn lambda_of(cfg: &PretrainConfig, o: &ViewOutputs) -> Tensor<3> {
 }
 
 /// The configured loss on `[V, N, D]` embeddings; returns (loss, lambda if SoftInfoNCE).
-fn loss_of(cfg: &PretrainConfig, o: &ViewOutputs) -> (Tensor<1>, Option<Tensor<3>>) {
+pub(crate) fn loss_of(cfg: &PretrainConfig, o: &ViewOutputs) -> (Tensor<1>, Option<Tensor<3>>) {
     let eta = cfg.loss.temperature;
     match cfg.loss.kind {
         LossKind::InfoNce => (svaclr_loss::info_nce(o.za.clone(), o.zv.clone(), eta), None),
@@ -311,9 +324,10 @@ pub(crate) fn steps_per_epoch(cfg: &PretrainConfig, loader: &BatchLoader) -> Res
 }
 
 /// The initial model for `cfg.seed` on `device`: drawn on flex and moved, so a seed means the same weights on every
-/// backend. Seeding and drawing is one critical section: the generator is global to the process, and another thread
-/// (a parallel test, a second run in the same process) must not draw from it in between.
-pub(crate) fn initial_model(cfg: &PretrainConfig, device: &Device) -> Result<AvModel, TrainError> {
+/// backend (and the random-init baseline of a run is exactly the weights its pre-training started from). Seeding
+/// and drawing is one critical section: the generator is global to the process, and another thread (a parallel
+/// test, a second run in the same process) must not draw from it in between.
+pub fn initial_model(cfg: &PretrainConfig, device: &Device) -> Result<AvModel, TrainError> {
     static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _init = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     Device::flex().seed(cfg.seed);
@@ -426,11 +440,44 @@ pub fn pretrain_on(
     }
     let (mut log, mut records) = match is_root {
         true => {
-            let (log, records) = MetricsLog::open(run_dir, state.step)?;
+            let (log, records) = MetricsLog::open(run_dir, "metrics.jsonl", state.step)?;
             (Some(log), records)
         }
         false => (None, Vec::new()),
     };
+    // The monitor is rank 0's alone: it reads and changes nothing the other ranks depend on.
+    let monitor = match is_root {
+        true => Monitor::new(cfg, dataset.clone())?,
+        false => None,
+    };
+    let (mut monitor_log, mut monitor_records) = match &monitor {
+        Some(_) => {
+            let (log, records) = MetricsLog::<MonitorRecord>::open(run_dir, "monitor.jsonl", state.step)?;
+            (Some(log), records)
+        }
+        None => (None, Vec::new()),
+    };
+    // A restart before the first checkpoint keeps the initial weights' record (and draws the same weights).
+    let scored_initial = monitor_records.iter().any(|r| r.step == 0);
+    let mut score = |model: AvModel, step: usize, epochs: usize| -> Result<AvModel, TrainError> {
+        let (Some(m), Some(log)) = (&monitor, monitor_log.as_mut()) else {
+            return Ok(model);
+        };
+        let (model, stats) = m.score(cfg, model, views, &train_device)?;
+        let rec = MonitorRecord { step, epochs, clips: m.clips(), stats };
+        if opts.progress {
+            eprintln!(
+                "monitor after {epochs} epoch(s), step {step}: loss {:.4}, positive top-1 {:.3} ({} clips)",
+                rec.stats.loss, rec.stats.top1_acc, rec.clips
+            );
+        }
+        log.append(&rec)?;
+        monitor_records.push(rec);
+        Ok(model)
+    };
+    if state.step == 0 && !scored_initial {
+        model = score(model, 0, 0)?;
+    }
 
     let bar = crate::progress::bar(opts.progress && is_root, total_steps as u64, state.step as u64);
     let mut clips_done = 0usize;
@@ -480,6 +527,8 @@ pub fn pretrain_on(
             if end_of_epoch {
                 state.epoch += 1;
                 state.batch = 0;
+                // Before the checkpoint: a kill in between resumes from the previous one and scores again.
+                model = score(model, state.step, state.epoch)?;
             }
             if state.step.is_multiple_of(cfg.run.checkpoint_every) || end_of_epoch || state.step == total_steps {
                 if world > 1 {
@@ -528,6 +577,8 @@ pub fn pretrain_on(
         config_hash: hash,
         processes: world,
         weights_hash: format!("{:016x}", distributed::module_hash(&model)?),
+        monitor_first: monitor_records.first().map(|r| r.stats.clone()),
+        monitor_final: monitor_records.last().map(|r| r.stats.clone()),
     };
     if is_root {
         write_run_end(run_dir, &summary, &records, steps_per_epoch)?;

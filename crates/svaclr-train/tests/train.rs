@@ -6,8 +6,7 @@ use std::sync::OnceLock;
 
 use burn::prelude::*;
 use svaclr_data::synth::{GenerateOptions, Preset, SynthConfig, generate};
-use svaclr_loss::LossStats;
-use svaclr_train::metrics::StepRecord;
+use svaclr_train::metrics::MonitorRecord;
 use svaclr_train::{PretrainConfig, PretrainOptions, pretrain, read_metrics};
 
 fn workspace() -> PathBuf {
@@ -75,6 +74,11 @@ fn bad_configs_fail_before_work_with_one_line() {
     assert!(PretrainConfig::load(&p, None).is_ok());
 }
 
+/// The monitor records of a run.
+fn monitor_records(run_dir: &Path) -> Vec<MonitorRecord> {
+    svaclr_train::metrics::read_records(&run_dir.join("monitor.jsonl"), usize::MAX).expect("monitor.jsonl")
+}
+
 fn run(cfg_edit: impl FnOnce(&mut serde_json::Value), out: &Path) -> Vec<f64> {
     let (_d, p) = smoke(cfg_edit);
     let cfg = PretrainConfig::load(&p, None).expect("config");
@@ -82,43 +86,47 @@ fn run(cfg_edit: impl FnOnce(&mut serde_json::Value), out: &Path) -> Vec<f64> {
     read_metrics(out).expect("metrics").iter().map(|r| r.stats.loss).collect()
 }
 
-/// Mean of `f` over the steps of one epoch.
-fn epoch_mean(records: &[StepRecord], epoch: usize, f: impl Fn(&LossStats) -> f64) -> f64 {
-    let xs: Vec<f64> = records.iter().filter(|r| r.epoch == epoch).map(|r| f(&r.stats)).collect();
-    assert!(!xs.is_empty(), "no step in epoch {epoch}");
-    xs.iter().sum::<f64>() / xs.len() as f64
-}
-
-/// Epoch-mean loss drop (nats) that data noise alone does not reach in the smoke run (see the test below).
-const MIN_LOSS_DROP: f64 = 0.05;
+/// Fall of the monitor loss (nats) the smoke run must exceed. On a fixed set the scores change only with the weights
+/// (with every learning rate 0 they stay equal to the last bit, see the monitor test), so any fall is the training's;
+/// the margin is for other seeds and data.
+const MIN_MONITOR_DROP: f64 = 0.02;
 
 #[test]
-#[ignore = "too noisy at smoke scale: with SynthAV v3 and temporal_residual the loss falls (by 0.05-0.09 in 9 steps, 0.10-0.17 in 24) but the positive top-1 of 96 clips moves within noise; the synth table shows learning (docs/reproduction.md)"]
-fn smoke_run_lowers_the_loss_and_raises_the_positive_top1() {
-    // configs/pretrain/smoke.json as written (3 epochs of 3 steps on the 96 test clips). Means over whole epochs, not
-    // single steps, so that one lucky or unlucky batch decides nothing. Measured with release builds on this data:
-    // seeds 0-3 lower the epoch-mean loss by 0.09-0.13 (4.26-4.31 -> 4.15-4.20) and raise the top-1 (chance is
-    // 1/63 with 32 clips x 2 views) from 0.009-0.014 to 0.018-0.030; the same config with every learning rate set to 0
-    // (a run that does not learn) changes it by +0.016, -0.024 and -0.035 (seeds 0-2) from data noise alone, and its
-    // top-1 rises too in two of three seeds. So the loss must fall by more than that noise, not merely fall; the
-    // top-1 check alone would not catch a run that does not learn.
+fn smoke_run_lowers_the_monitored_loss() {
+    // configs/pretrain/smoke.json as written: 3 epochs of 3 steps on the 96 test clips; its monitor scores 64 fixed
+    // clips on the initial weights and after each epoch. Measured with release builds on this data (seeds 0-4): the
+    // monitor loss falls by 0.057-0.143 (4.94-4.98 -> 4.84-4.89). That is the optimiser doing its job on the objective,
+    // most of it leaving a poor start for the uniform level ln(2*64 - 1) = 4.84, not yet audio-visual learning: the
+    // positive-pair top-1 (chance 1/127) stays within 0.000-0.016 (see the ignored test below).
     let out = tempfile::tempdir().expect("tempdir");
     let (_d, p) = smoke(|_| {});
     let cfg = PretrainConfig::load(&p, None).expect("config");
+    assert!(cfg.run.monitor_clips > 0, "configs/pretrain/smoke.json must monitor");
     let summary = pretrain(&cfg, out.path(), &Device::flex(), "flex", &PretrainOptions::default()).expect("pretrain");
     assert_eq!(summary.epochs, cfg.schedule.epochs, "the smoke config runs all its epochs");
-    let records = read_metrics(out.path()).expect("metrics");
-    let last = records.iter().map(|r| r.epoch).max().expect("records");
-    assert!(last >= 2, "need at least three epochs, got {}", last + 1);
-    let (loss0, loss1) = (epoch_mean(&records, 0, |s| s.loss), epoch_mean(&records, last, |s| s.loss));
-    let (top0, top1) = (epoch_mean(&records, 0, |s| s.top1_acc), epoch_mean(&records, last, |s| s.top1_acc));
-    eprintln!("epoch 0 -> {last}: loss {loss0:.4} -> {loss1:.4}, positive top-1 {top0:.3} -> {top1:.3}");
-    assert!(records.iter().all(|r| r.stats.loss.is_finite()));
+    assert!(read_metrics(out.path()).expect("metrics").iter().all(|r| r.stats.loss.is_finite()));
+    let recs = monitor_records(out.path());
+    assert_eq!(recs.len(), cfg.schedule.epochs + 1, "one score before training and one per epoch");
+    let losses: Vec<f64> = recs.iter().map(|r| r.stats.loss).collect();
+    eprintln!("monitor loss per epoch: {losses:.4?}");
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
     assert!(
-        loss0 - loss1 > MIN_LOSS_DROP,
-        "mean loss must fall by more than {MIN_LOSS_DROP} from epoch 0 ({loss0:.4}) to epoch {last} ({loss1:.4})"
+        first - last > MIN_MONITOR_DROP,
+        "the monitor loss must fall by more than {MIN_MONITOR_DROP}: {first:.4} -> {last:.4} ({losses:.4?})"
     );
-    assert!(top1 > top0, "mean positive top-1 must rise from epoch 0 ({top0:.3}) to epoch {last} ({top1:.3})");
+}
+
+#[test]
+#[ignore = "known failure at smoke scale: the monitor's positive-pair top-1 does not rise in 9 steps (0.000-0.016 \
+            for seeds 0-4, chance 1/127), nor robustly in 100 (docs/training.md); the synth preset's 124 steps on \
+            2000 clips do learn (docs/reproduction.md)"]
+fn smoke_run_raises_the_monitored_positive_top1() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (_d, p) = smoke(|_| {});
+    let cfg = PretrainConfig::load(&p, None).expect("config");
+    pretrain(&cfg, out.path(), &Device::flex(), "flex", &PretrainOptions::default()).expect("pretrain");
+    let top1: Vec<f64> = monitor_records(out.path()).iter().map(|r| r.stats.top1_acc).collect();
+    assert!(top1.len() >= 2 && top1[top1.len() - 1] > top1[0], "the monitor's top-1 must rise: {top1:.3?}");
 }
 
 #[test]
@@ -143,6 +151,66 @@ fn same_seed_same_loss_curve_bit_for_bit() {
     for f in ["config.json", "metrics.jsonl", "summary.json", "metrics.png", "checkpoints/last.json"] {
         assert!(a.path().join(f).exists(), "missing {f}");
     }
+}
+
+#[test]
+fn the_monitor_scores_fixed_clips_each_epoch_and_changes_nothing() {
+    // One epoch plus one step (3 steps per epoch): records at step 0 and at the end of epoch 0, none mid-epoch.
+    let (plain, watched, frozen) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Without precise BN, which would overwrite the running statistics a leaky monitor changed.
+    let steps = |v: &mut serde_json::Value| {
+        v["run"]["max_steps"] = 4.into();
+        v["run"]["precise_bn_batches"] = 0.into();
+    };
+    let without = run(
+        |v| {
+            steps(v);
+            v["run"]["monitor_clips"] = 0.into();
+        },
+        plain.path(),
+    );
+    let with = run(
+        |v| {
+            steps(v);
+            v["run"]["monitor_clips"] = 64.into();
+        },
+        watched.path(),
+    );
+    assert_eq!(with, without, "monitoring must not change the loss curve");
+    let summary = |d: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("summary.json")).expect("summary")).expect("json")
+    };
+    let (a, b) = (summary(plain.path()), summary(watched.path()));
+    assert_eq!(a["weights_hash"], b["weights_hash"], "nor the weights or BatchNorm statistics");
+    assert!(a.get("monitor_first").is_none() && !plain.path().join("monitor.jsonl").exists());
+    let recs = monitor_records(watched.path());
+    assert_eq!(recs.iter().map(|r| (r.step, r.epochs, r.clips)).collect::<Vec<_>>(), [(0, 0, 64), (3, 1, 64)]);
+    assert!(recs.iter().all(|r| r.stats.loss.is_finite() && (0.0..=1.0).contains(&r.stats.top1_acc)));
+    assert_ne!(recs[0].stats, recs[1].stats, "three steps at lr > 0 change the scores");
+    assert_eq!(b["monitor_first"]["loss"], recs[0].stats.loss);
+    // With every learning rate 0 the weights never change, so the same clips and views give the same scores.
+    run(
+        |v| {
+            steps(v);
+            v["run"]["monitor_clips"] = 64.into();
+            for k in ["lr_start", "lr_peak", "lr_end"] {
+                v["schedule"][k] = 0.0.into();
+            }
+        },
+        frozen.path(),
+    );
+    let recs = monitor_records(frozen.path());
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].stats, recs[1].stats, "a fixed set scored twice with the same weights");
+    // A set that does not split into training forwards, or is larger than the dataset, is refused.
+    let err = load_err(|v| v["run"]["monitor_clips"] = 48.into());
+    assert!(err.contains("run.monitor_clips = 48 is not a multiple"), "{err}");
+    let (_d, p) = smoke(|v| v["run"]["monitor_clips"] = 128.into());
+    let cfg = PretrainConfig::load(&p, None).expect("config");
+    let out = tempfile::tempdir().unwrap();
+    let err = pretrain(&cfg, out.path(), &Device::flex(), "flex", &PretrainOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("run.monitor_clips = 128 but the dataset has 96 clips"), "{err}");
 }
 
 #[test]
