@@ -72,8 +72,9 @@ pub fn read_run_config(run_dir: &Path) -> Result<PretrainConfig, EvalError> {
 /// Load the model to evaluate.
 ///
 /// - `checkpoint` and not `random_init`: the run's newest checkpoint.
-/// - `checkpoint` and `random_init`: the run's architecture with fresh weights (`device.seed(seed)` first).
-/// - no `checkpoint` and `random_init`: `fallback` (the config's `model`) with fresh weights.
+/// - `checkpoint` and `random_init`: the weights the run's pre-training started from (drawn with the run's seed, as
+///   the trainer draws them; `seed` is not used), so a baseline differs from its run only by the training.
+/// - no `checkpoint` and `random_init`: `fallback` (the config's `model`) with fresh weights (`device.seed(seed)`).
 pub fn load_model(
     checkpoint: Option<&Path>,
     random_init: bool,
@@ -88,8 +89,7 @@ pub fn load_model(
         }
         (Some(run), true) => {
             let cfg = read_run_config(run)?;
-            device.seed(seed);
-            let model = cfg.model.init(device)?;
+            let model = svaclr_train::trainer::initial_model(&cfg, device)?;
             LoadedModel::new(model, cfg.model, Some(run), true, Some(cfg.data), Some(cfg.seed))
         }
         (None, true) => {

@@ -412,6 +412,28 @@ fn tiny_model(seed: u64, device: &Device) -> LoadedModel {
     svaclr_eval::load_model(None, true, Some(&model_config), seed, device).expect("random-init model")
 }
 
+#[test]
+fn a_runs_random_init_baseline_is_the_weights_its_pretraining_started_from() {
+    // `--random-init --checkpoint RUN`: the run's architecture with the weights its pre-training drew from its seed
+    // (the seed argument is ignored then), so each seed of a table row has its own baseline.
+    let device = Device::flex();
+    let text = std::fs::read_to_string(workspace_root().join("configs/pretrain/smoke.json")).expect("smoke config");
+    let mut seen = Vec::new();
+    for seed in [0u64, 7] {
+        let mut cfg: svaclr_train::PretrainConfig = serde_json::from_str(&text).expect("parse");
+        cfg.seed = seed;
+        let run = tempfile::tempdir().expect("tempdir");
+        std::fs::write(run.path().join("config.json"), serde_json::to_vec(&cfg).expect("json")).expect("write");
+        let baseline = svaclr_eval::load_model(Some(run.path()), true, None, 99, &device).expect("baseline");
+        assert!(baseline.random_init && baseline.pretrain_seed == Some(seed));
+        let initial = svaclr_train::trainer::initial_model(&cfg, &device).expect("initial weights");
+        let hash = |m: &svaclr_models::AvModel| svaclr_train::distributed::module_hash(m).expect("hash");
+        assert_eq!(hash(&baseline.model), hash(&initial), "seed {seed}: not the run's initial weights");
+        seen.push(hash(&initial));
+    }
+    assert_ne!(seen[0], seen[1], "another seed, other weights");
+}
+
 fn tiny_config(dir: &Path, protocol: Protocol) -> FinetuneConfig {
     let mut v: Value = serde_json::from_str(
         &std::fs::read_to_string(workspace_root().join("configs/finetune/smoke_linear.json")).expect("read"),

@@ -24,7 +24,8 @@ pub struct Args {
     /// Compute device: flex, cuda[:N], tch-cpu, tch-cuda[:N].
     #[arg(long, default_value = "flex")]
     device: String,
-    /// The baseline: a randomly initialised encoder (same architecture, protocol and seed).
+    /// The baseline: a randomly initialised encoder, same architecture and protocol. With --checkpoint, the weights
+    /// that run's pre-training started from (its seed); without, the config's model drawn with the config's seed.
     #[arg(long)]
     random_init: bool,
     /// Folder that relative manifest paths in the config are resolved against (overrides the config's data_root).

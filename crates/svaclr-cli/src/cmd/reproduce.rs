@@ -377,19 +377,20 @@ pub fn run(args: Args) -> Result<()> {
         row_results.push(RowResult { row: row.clone(), per_seed, wall, dirs });
     }
 
-    // 3. The random-encoder baseline, with the model config of one row.
+    // 3. The random-encoder baseline, with the model config of one row: per seed, the weights that row's run of
+    // that seed started from.
     let mut baseline = Vec::new();
     let mut base_wall = 0.0;
     let base = &table["baseline"];
     if base.is_object() {
         let base_row = base["model_from_row"].as_u64().unwrap_or(0) as usize;
-        let (run_dir, cfg) = first_run
+        let (cfg, runs) = first_run
             .get(base_row)
+            .map(|(_, cfg)| (cfg, &row_results[base_row].dirs))
             .with_context(|| format!("{}: baseline.model_from_row {base_row} is not a row", table_path.display()))?;
-        let base_dir = runs_root
-            .join(format!("baseline-random-init-{}", run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("")));
-        for seed in 0..args.seeds {
-            let seed_dir = base_dir.join(format!("seed{seed}"));
+        for run_dir in runs {
+            let name = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let seed_dir = runs_root.join(format!("baseline-initial-weights-of-{name}"));
             let res_cfg = at_pre_res.then_some(cfg);
             let dirs =
                 eval_steps(&exe, &device, run_dir, &seed_dir, &plan, res_cfg, &runs_root, &ret_manifest, true, &args)?;
