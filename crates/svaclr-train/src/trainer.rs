@@ -445,6 +445,7 @@ pub fn pretrain_on(
         }
         false => (None, Vec::new()),
     };
+    let bar = crate::progress::bar(opts.progress && is_root, total_steps as u64, state.step as u64);
     // The monitor is rank 0's alone: it reads and changes nothing the other ranks depend on.
     let monitor = match is_root {
         true => Monitor::new(cfg, dataset.clone())?,
@@ -465,12 +466,15 @@ pub fn pretrain_on(
         };
         let (model, stats) = m.score(cfg, model, views, &train_device)?;
         let rec = MonitorRecord { step, epochs, clips: m.clips(), stats };
-        if opts.progress {
-            eprintln!(
-                "monitor after {epochs} epoch(s), step {step}: loss {:.4}, positive top-1 {:.3} ({} clips)",
-                rec.stats.loss, rec.stats.top1_acc, rec.clips
-            );
-        }
+        // Above the progress bar (nothing when it is hidden).
+        bar.println(format!(
+            "monitor after {epochs} epoch(s), step {step}: loss {:.4}, positive top-1 {:.3}, pos-neg cosine {:+.3} \
+             ({} clips)",
+            rec.stats.loss,
+            rec.stats.top1_acc,
+            rec.stats.pos_sim - rec.stats.neg_sim,
+            rec.clips
+        ));
         log.append(&rec)?;
         monitor_records.push(rec);
         Ok(model)
@@ -479,7 +483,6 @@ pub fn pretrain_on(
         model = score(model, 0, 0)?;
     }
 
-    let bar = crate::progress::bar(opts.progress && is_root, total_steps as u64, state.step as u64);
     let mut clips_done = 0usize;
     let loop_start = Instant::now();
     let mut last_ckpt_step = state.step;

@@ -183,63 +183,87 @@ fn smoke_value() -> serde_json::Value {
 }
 
 /// One SGD step (momentum and weight decay as configured) of the smoke model on a random batch of 2 views x 4
-/// clips, from the same weights: the loss, and the change the step made to every parameter and BatchNorm statistic.
+/// clips, from the same weights, for the paper's RGB input and the smoke preset's `temporal_residual`: the loss, and
+/// the change the step made to every parameter and BatchNorm statistic.
 ///
-/// The change is compared against the largest change in the model (a tensor-by-tensor relative error would be
+/// Changes are compared against the largest change in the model (a tensor-by-tensor relative error would be
 /// dominated by the projectors' first biases, which sit in front of a BatchNorm: their true gradient is zero, so
-/// both backends move them by rounding noise of about 1e-9 of the largest change).
+/// both backends move them by rounding noise of about 1e-9 of the largest change). The bound per tensor is 1e-4, or
+/// 4 times how far flex moves that tensor from itself when the same batch comes in another clip order (the same
+/// sum in another order: float32's own conditioning of that step). With RGB input that intrinsic spread is about
+/// 2e-5; with `temporal_residual` it is 1.7e-2 in the stem's first convolution (the backends differ by as much),
+/// so there the test says "as close as flex is to itself" (docs/backends.md).
 #[test]
 fn one_sgd_step_of_the_whole_model_agrees() {
     let _serial = serial();
     const RTOL: f64 = 1e-4;
-    // The paper's network (RGB input). With the smoke preset's `temporal_residual` input the stem's first conv moved
-    // 1.7e-2 of the largest change apart between the backends (everything else within 1e-4), not yet explained;
-    // docs/backends.md. The pre-training curve test below runs the smoke preset as written.
-    let mut value = smoke_value();
-    value["model"]["video_input"] = "rgb".into();
-    let cfg: PretrainConfig = serde_json::from_value(value).expect("smoke config");
+    const INTRINSIC_FACTOR: f64 = 4.0;
     let (views, clips) = (2, 4);
     let flex = Device::flex();
     flex.seed(1);
     let video = Tensor::<5>::random([views * clips, 3, 8, 32, 32], Distribution::Normal(0.0, 1.0), &flex);
     let audio = Tensor::<4>::random([views * clips, 1, 40, 50], Distribution::Normal(0.0, 1.0), &flex);
-    let step = |dev: &Device| {
-        Device::flex().seed(cfg.seed);
-        let model = cfg.model.init_portable(dev).expect("model");
-        let before = params(&model);
-        let out = model.forward(Tensor::from_data(video.to_data(), dev), Tensor::from_data(audio.to_data(), dev));
-        let split = |t: Tensor<2>| {
-            let [_, d] = t.dims();
-            t.reshape([views, clips, d])
+    for input in ["rgb", "temporal_residual"] {
+        let mut value = smoke_value();
+        value["model"]["video_input"] = input.into();
+        let cfg: PretrainConfig = serde_json::from_value(value).expect("smoke config");
+        // `order`: the clips of the batch, in the order they are stacked (the same permutation in every view).
+        let step = |dev: &Device, order: &[usize]| {
+            Device::flex().seed(cfg.seed);
+            let model = cfg.model.init_portable(dev).expect("model");
+            let before = params(&model);
+            let rows: Vec<i64> = (0..views).flat_map(|v| order.iter().map(move |c| (v * clips + c) as i64)).collect();
+            let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [views * clips]), dev);
+            let out = model.forward(
+                Tensor::<5>::from_data(video.to_data(), dev).select(0, rows.clone()),
+                Tensor::<4>::from_data(audio.to_data(), dev).select(0, rows),
+            );
+            let split = |t: Tensor<2>| {
+                let [_, d] = t.dims();
+                t.reshape([views, clips, d])
+            };
+            let lambda = cross_affinity(split(out.l_audio), split(out.l_video), 0.1, LambdaMode::All, true);
+            let loss = soft_info_nce(split(out.z_audio), split(out.z_video), lambda, cfg.loss.temperature);
+            let value = host(loss.clone())[0];
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let model = build_optimizer(&cfg).step(0.2, model, grads);
+            let change: Vec<(String, Vec<f32>)> = params(&model)
+                .into_iter()
+                .zip(&before)
+                .map(|((name, after), (_, b))| (name, after.iter().zip(b).map(|(a, b)| a - b).collect()))
+                .collect();
+            (value, before, change)
         };
-        let lambda = cross_affinity(split(out.l_audio), split(out.l_video), 0.1, LambdaMode::All, true);
-        let loss = soft_info_nce(split(out.z_audio), split(out.z_video), lambda, cfg.loss.temperature);
-        let value = host(loss.clone())[0];
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let model = build_optimizer(&cfg).step(0.2, model, grads);
-        let change: Vec<(String, Vec<f32>)> = params(&model)
-            .into_iter()
-            .zip(&before)
-            .map(|((name, after), (_, b))| (name, after.iter().zip(b).map(|(a, b)| a - b).collect()))
-            .collect();
-        (value, before, change)
-    };
-    let (lf, bf, cf) = step(&flex.clone().autodiff());
-    let (lt, bt, ct) = step(&tch().autodiff());
-    assert_close("loss", &[lt], &[lf], 1e-5);
-    assert_eq!(cf.len(), ct.len());
-    let largest = cf.iter().flat_map(|(_, d)| d.iter()).fold(0.0f64, |m, x| m.max(x.abs() as f64));
-    assert!(largest > 1e-3, "the step changed nothing ({largest})");
-    let mut worst = (0.0f64, String::new());
-    for (i, ((name, df), (_, dt))) in cf.iter().zip(&ct).enumerate() {
-        assert_eq!(bf[i].1, bt[i].1, "{name}: initial weights differ between backends");
-        let err = df.iter().zip(dt).fold(0.0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs())) / largest;
-        if err > worst.0 {
-            worst = (err, name.clone());
+        let identity: Vec<usize> = (0..clips).collect();
+        let (lf, bf, cf) = step(&flex.clone().autodiff(), &identity);
+        let (_, _, cp) = step(&flex.clone().autodiff(), &[2, 0, 3, 1]);
+        let (lt, bt, ct) = step(&tch().autodiff(), &identity);
+        assert_close(&format!("{input}: loss"), &[lt], &[lf], 1e-5);
+        assert_eq!(cf.len(), ct.len());
+        let largest = cf.iter().flat_map(|(_, d)| d.iter()).fold(0.0f64, |m, x| m.max(x.abs() as f64));
+        assert!(largest > 1e-3, "the step changed nothing ({largest})");
+        let spread = |a: &[f32], b: &[f32]| {
+            a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs())) / largest
+        };
+        let mut worst = (0.0f64, 0.0f64, String::new());
+        for (i, (((name, df), (_, dt)), (_, dp))) in cf.iter().zip(&ct).zip(&cp).enumerate() {
+            assert_eq!(bf[i].1, bt[i].1, "{name}: initial weights differ between backends");
+            let (err, intrinsic) = (spread(df, dt), spread(df, dp));
+            let bound = RTOL.max(INTRINSIC_FACTOR * intrinsic);
+            assert!(
+                err <= bound,
+                "{input}: the step moved {name} differently on tch: {err:e} of the largest change, more than {bound:e} \
+                 (flex against itself in another clip order: {intrinsic:e})"
+            );
+            if err > worst.0 {
+                worst = (err, intrinsic, name.clone());
+            }
         }
+        eprintln!(
+            "{input}: parameter changes: worst error {:.2e} of the largest change ({}; flex against itself: {:.2e})",
+            worst.0, worst.2, worst.1
+        );
     }
-    eprintln!("parameter changes: worst error {:.2e} of the largest change ({})", worst.0, worst.1);
-    assert!(worst.0 <= RTOL, "the step moved {} differently: {:e} of the largest change", worst.1, worst.0);
 }
 
 // -------------------------------------------------------------------------------------------------------------
