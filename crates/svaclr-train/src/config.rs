@@ -76,7 +76,8 @@ pub struct RunConfig {
     pub precise_bn_batches: usize,
     /// Score this many fixed training clips (fixed views) with the loss on the initial weights and after every epoch,
     /// into `RUN_DIR/monitor.jsonl` (0: no monitor; a multiple of `batch_size / micro_batches`). Less noisy than the
-    /// per-step statistics; changes nothing in the run (see [`crate::monitor`]).
+    /// per-step statistics; changes nothing in the run (see [`crate::monitor`]). The set is decoded once and held in
+    /// host memory (M clips x views x frames x crop^2 x 3 floats: small at the CPU presets, gigabytes at the paper's).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub monitor_clips: usize,
 }
