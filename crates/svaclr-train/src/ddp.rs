@@ -305,7 +305,7 @@ pub fn pretrain_ddp(
         monitor_first: None,
         monitor_final: None,
     };
-    write_run_end(run_dir, &summary, &records, steps_per_epoch)?;
+    write_run_end(run_dir, &summary, &records, &[], steps_per_epoch)?;
     Ok(summary)
 }
 

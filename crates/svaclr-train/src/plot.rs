@@ -1,11 +1,12 @@
-//! `metrics.png`: the loss and learning-rate curves, and the mean lambda per (audio view, video view) per epoch.
+//! `metrics.png`: the loss and learning-rate curves, the mean lambda per (audio view, video view) per epoch, and, when
+//! the run has a monitor, its loss and positive-pair top-1 on the fixed clips per evaluation.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
 use crate::error::TrainError;
-use crate::metrics::StepRecord;
+use crate::metrics::{MonitorRecord, StepRecord};
 
 fn perr(path: &Path) -> impl Fn(String) -> TrainError + '_ {
     move |message| TrainError::Other(format!("{}: cannot draw plot: {message}", path.display()))
@@ -20,12 +21,18 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Draw the run's curves into `path` (PNG).
-pub fn plot_run(records: &[StepRecord], steps_per_epoch: usize, path: &Path) -> Result<(), TrainError> {
+/// Draw the run's curves into `path` (PNG): three panels, four with `monitor` records.
+pub fn plot_run(
+    records: &[StepRecord],
+    monitor: &[MonitorRecord],
+    steps_per_epoch: usize,
+    path: &Path,
+) -> Result<(), TrainError> {
     let e = perr(path);
-    let root = BitMapBackend::new(path, (1500, 420)).into_drawing_area();
+    let n_panels = if monitor.is_empty() { 3 } else { 4 };
+    let root = BitMapBackend::new(path, (500 * n_panels as u32, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-    let panels = root.split_evenly((1, 3));
+    let panels = root.split_evenly((1, n_panels));
     let max_step = records.last().map_or(1, |r| r.step).max(1) as f64;
 
     // Loss and top-1 accuracy of the positive.
@@ -99,6 +106,29 @@ pub fn plot_run(records: &[StepRecord], steps_per_epoch: usize, path: &Path) -> 
             .border_style(BLACK)
             .draw()
             .map_err(|x| e(x.to_string()))?;
+    }
+    if let Some(panel) = panels.get(3) {
+        // The monitor: loss on the fixed clips per evaluation, its top-1 in the caption.
+        let (lo, hi) = range(monitor.iter().map(|r| r.stats.loss));
+        let last = monitor.last().map_or(1, |r| r.step).max(1) as f64;
+        let (first, final_) = (monitor.first(), monitor.last());
+        let caption = match (first, final_) {
+            (Some(a), Some(b)) => {
+                format!("monitor ({} clips): loss; top-1 {:.3} -> {:.3}", b.clips, a.stats.top1_acc, b.stats.top1_acc)
+            }
+            _ => "monitor".to_string(),
+        };
+        let mut c = ChartBuilder::on(panel)
+            .caption(caption, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..last, lo..hi)
+            .map_err(|x| e(x.to_string()))?;
+        c.configure_mesh().x_desc("step").draw().map_err(|x| e(x.to_string()))?;
+        let pts: Vec<(f64, f64)> = monitor.iter().map(|r| (r.step as f64, r.stats.loss)).collect();
+        c.draw_series(LineSeries::new(pts.clone(), &BLACK)).map_err(|x| e(x.to_string()))?;
+        c.draw_series(pts.into_iter().map(|pt| Circle::new(pt, 3, BLACK.filled()))).map_err(|x| e(x.to_string()))?;
     }
     let _ = steps_per_epoch;
     root.present().map_err(|x| e(x.to_string()))?;

@@ -359,11 +359,12 @@ pub(crate) fn write_run_end(
     run_dir: &Path,
     summary: &PretrainSummary,
     records: &[StepRecord],
+    monitor: &[MonitorRecord],
     steps_per_epoch: usize,
 ) -> Result<(), TrainError> {
     let json = serde_json::to_vec_pretty(summary).map_err(|e| TrainError::Other(e.to_string()))?;
     checkpoint::write_atomic(&run_dir.join("summary.json"), &json)?;
-    crate::plot::plot_run(records, steps_per_epoch, &run_dir.join("metrics.png"))
+    crate::plot::plot_run(records, monitor, steps_per_epoch, &run_dir.join("metrics.png"))
 }
 
 /// Pre-train per `cfg`, writing everything into `run_dir`. `device` is the plain device; autodiff is added here.
@@ -584,7 +585,7 @@ pub fn pretrain_on(
         monitor_final: monitor_records.last().map(|r| r.stats.clone()),
     };
     if is_root {
-        write_run_end(run_dir, &summary, &records, steps_per_epoch)?;
+        write_run_end(run_dir, &summary, &records, &monitor_records, steps_per_epoch)?;
     }
     Ok(summary)
 }

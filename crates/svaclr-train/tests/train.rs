@@ -189,6 +189,12 @@ fn the_monitor_scores_fixed_clips_each_epoch_and_changes_nothing() {
     assert!(recs.iter().all(|r| r.stats.loss.is_finite() && (0.0..=1.0).contains(&r.stats.top1_acc)));
     assert_ne!(recs[0].stats, recs[1].stats, "three steps at lr > 0 change the scores");
     assert_eq!(b["monitor_first"]["loss"], recs[0].stats.loss);
+    // metrics.png gains a fourth panel for the monitor (500 px each; the width is bytes 16-19 of a PNG's header).
+    let png_width = |d: &Path| {
+        let bytes = std::fs::read(d.join("metrics.png")).expect("metrics.png");
+        u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]])
+    };
+    assert_eq!((png_width(plain.path()), png_width(watched.path())), (1500, 2000));
     // With every learning rate 0 the weights never change, so the same clips and views give the same scores.
     run(
         |v| {

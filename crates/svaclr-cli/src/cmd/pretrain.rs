@@ -103,9 +103,15 @@ fn train(args: Args, comm: &dyn Collective) -> anyhow::Result<()> {
 
 /// The one-line summary of a finished run (stdout).
 fn report(args: &Args, s: &PretrainSummary, procs: &str) -> anyhow::Result<()> {
+    let monitor = match (&s.monitor_first, &s.monitor_final) {
+        (Some(a), Some(b)) => {
+            format!("; monitor loss {:.4} -> {:.4}, top-1 {:.3} -> {:.3}", a.loss, b.loss, a.top1_acc, b.top1_acc)
+        }
+        _ => String::new(),
+    };
     println!(
-        "pre-trained {} steps ({} epochs) on {}{procs} in {:.1} s: loss {} -> {}, positive top-1 {}, {:.1} clips/s; \
-         run in {}",
+        "pre-trained {} steps ({} epochs) on {}{procs} in {:.1} s: loss {} -> {}, positive top-1 {}{monitor}, \
+         {:.1} clips/s; run in {}",
         s.steps,
         s.epochs,
         s.device,
