@@ -117,16 +117,39 @@ fn smoke_run_lowers_the_monitored_loss() {
 }
 
 #[test]
-#[ignore = "known failure at smoke scale: the monitor's positive-pair top-1 does not rise in 9 steps (0.000-0.016 \
-            for seeds 0-4, chance 1/127), nor robustly in 100 (docs/training.md); the synth preset's 124 steps on \
-            2000 clips do learn (docs/reproduction.md)"]
-fn smoke_run_raises_the_monitored_positive_top1() {
+#[ignore = "takes about 5 minutes (300 steps): the positive-pair top-1 needs 150-200 steps to leave chance at this \
+            scale, which the 9-step smoke run (and the issue's minute) does not reach; docs/training.md"]
+fn longer_smoke_scale_run_raises_the_monitored_positive_top1() {
+    // smoke.json on the same 96 clips, 100 epochs of 3 steps at a cheaper shape (4 frames of 24 px), warm-up to lr
+    // 0.1, monitor of 32 clips (chance 1/63). Measured (release, seeds 0 and 1): top-1 0.004 -> 0.074 and
+    // 0.047 -> 0.145, pos-neg cosine gap to 0.38 and 0.44, loss from 4.26 / 4.19 to 3.38 / 3.14.
     let out = tempfile::tempdir().expect("tempdir");
-    let (_d, p) = smoke(|_| {});
+    let (_d, p) = smoke(|v| {
+        v["run"]["monitor_clips"] = 32.into();
+        v["data"]["frames"] = 4.into();
+        v["data"]["short_side"] = 28.into();
+        v["data"]["crop"] = 24.into();
+        v["schedule"] = serde_json::json!({
+            "lr_start": 0.02, "lr_peak": 0.1, "lr_end": 0.01, "warmup_epochs": 5.0, "epochs": 100
+        });
+    });
     let cfg = PretrainConfig::load(&p, None).expect("config");
     pretrain(&cfg, out.path(), &Device::flex(), "flex", &PretrainOptions::default()).expect("pretrain");
-    let top1: Vec<f64> = monitor_records(out.path()).iter().map(|r| r.stats.top1_acc).collect();
-    assert!(top1.len() >= 2 && top1[top1.len() - 1] > top1[0], "the monitor's top-1 must rise: {top1:.3?}");
+    let recs = monitor_records(out.path());
+    assert_eq!(recs.len(), 101);
+    let chance = 1.0 / 63.0;
+    let first = &recs[0].stats;
+    let tail = &recs[recs.len() - 5..];
+    let top1 = tail.iter().map(|r| r.stats.top1_acc).sum::<f64>() / tail.len() as f64;
+    let gap = tail.iter().map(|r| r.stats.pos_sim - r.stats.neg_sim).sum::<f64>() / tail.len() as f64;
+    let loss = tail.iter().map(|r| r.stats.loss).sum::<f64>() / tail.len() as f64;
+    eprintln!(
+        "monitor: top-1 {:.3} -> {top1:.3}, gap -> {gap:.3}, loss {:.3} -> {loss:.3}",
+        first.top1_acc, first.loss
+    );
+    assert!(top1 > 2.0 * chance && top1 > first.top1_acc + 0.02, "top-1 must rise: {:.3} -> {top1:.3}", first.top1_acc);
+    assert!(gap > 0.1, "positives must separate from negatives: gap {gap:.3}");
+    assert!(loss < (63f64).ln() - 0.3, "loss must fall well below the uniform level: {loss:.3}");
 }
 
 #[test]
