@@ -103,6 +103,20 @@ impl ModuleVisitor for ReadStats {
     }
 }
 
+/// Every running statistic of `module`, in visiting order (pending updates folded in first).
+fn read_running_stats<M: Module>(module: &M) -> Vec<Tensor<1>> {
+    sync_running_stats(module);
+    let mut reader = ReadStats { path: Path::default(), values: Vec::new() };
+    module.visit(&mut reader);
+    reader.values
+}
+
+/// `module` with every running statistic replaced, in visiting order, by `values[i]` (zeros when `None`).
+fn write_running_stats<M: Module>(module: M, values: Option<&[Tensor<1>]>) -> M {
+    sync_running_stats(&module);
+    module.map(&mut SetStats { path: Path::default(), values, index: 0 })
+}
+
 /// A copy of every running statistic of a module, to put back after training-mode forwards that must not count
 /// (a monitor evaluation in the middle of training: it needs batch statistics, as training does, but must leave the
 /// moving averages exactly as training left them).
@@ -111,16 +125,12 @@ pub struct SavedRunningStats(Vec<Tensor<1>>);
 impl SavedRunningStats {
     /// Copy `module`'s running statistics (pending updates folded in first).
     pub fn save<M: Module>(module: &M) -> Self {
-        sync_running_stats(module);
-        let mut reader = ReadStats { path: Path::default(), values: Vec::new() };
-        module.visit(&mut reader);
-        Self(reader.values)
+        Self(read_running_stats(module))
     }
 
     /// Write the saved statistics back into `module` (the one they were saved from), discarding every update since.
     pub fn restore<M: Module>(&self, module: M) -> M {
-        sync_running_stats(&module);
-        module.map(&mut SetStats { path: Path::default(), values: Some(&self.0), index: 0 })
+        write_running_stats(module, Some(&self.0))
     }
 }
 
@@ -140,20 +150,17 @@ impl PreciseBn {
 
     /// Zero every running statistic of `module` (call before each batch's forward).
     pub fn prepare<M: Module>(&self, module: M) -> M {
-        sync_running_stats(&module);
-        module.map(&mut SetStats { path: Path::default(), values: None, index: 0 })
+        write_running_stats(module, None)
     }
 
     /// Add the statistics of the batch just forwarded (the module's running statistics, zeroed by `prepare`, now
     /// hold `BN_MOMENTUM x` that batch's).
     pub fn record<M: Module>(&mut self, module: &M) {
-        sync_running_stats(module);
-        let mut reader = ReadStats { path: Path::default(), values: Vec::new() };
-        module.visit(&mut reader);
+        let values = read_running_stats(module);
         if self.sums.is_empty() {
-            self.sums = reader.values;
+            self.sums = values;
         } else {
-            for (s, v) in self.sums.iter_mut().zip(reader.values) {
+            for (s, v) in self.sums.iter_mut().zip(values) {
                 *s = s.clone() + v;
             }
         }
@@ -171,10 +178,9 @@ impl PreciseBn {
         if self.batches == 0 {
             return module;
         }
-        sync_running_stats(&module);
         let scale = 1.0 / (self.batches as f64 * BN_MOMENTUM);
         let means: Vec<Tensor<1>> = self.sums.into_iter().map(|s| s.mul_scalar(scale)).collect();
-        module.map(&mut SetStats { path: Path::default(), values: Some(&means), index: 0 })
+        write_running_stats(module, Some(&means))
     }
 }
 

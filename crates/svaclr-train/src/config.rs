@@ -87,7 +87,7 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl RunConfig {
-    /// Clips in one training forward pass (one micro-batch of one process).
+    /// Clips in one training forward pass of a single-process run (one micro-batch).
     pub fn forward_clips(&self) -> usize {
         self.batch_size / self.micro_batches.max(1)
     }

@@ -64,15 +64,10 @@ impl Monitor {
         device: &Device,
     ) -> Result<(AvModel, LossStats), TrainError> {
         let saved = SavedRunningStats::save(&model);
+        // Each slice's graph is dropped as soon as it is embedded: one slice's activations at a time.
         let parts: Vec<ViewOutputs> =
             self.batches.iter().map(|b| forward_views(&model, b, views, 0, b.specs.len(), device).detached()).collect();
-        let cat = |f: fn(&ViewOutputs) -> Tensor<3>| Tensor::cat(parts.iter().map(f).collect(), 1);
-        let whole = ViewOutputs {
-            za: cat(|p| p.za.clone()),
-            zv: cat(|p| p.zv.clone()),
-            la: cat(|p| p.la.clone()),
-            lv: cat(|p| p.lv.clone()),
-        };
+        let whole = ViewOutputs::cat_detached(&parts);
         let (loss, lambda) = loss_of(cfg, &whole);
         let value = loss.into_scalar::<f32>() as f64;
         let stats = svaclr_loss::try_loss_stats(whole.za, whole.zv, lambda, cfg.loss.temperature, value)

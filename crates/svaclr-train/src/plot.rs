@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::TrainError;
@@ -21,6 +23,29 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+type Panel<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type Chart<'p, 'a> = ChartContext<'p, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One panel's axes: `x` from 0 to `x_max` (labelled `x_desc`), `y` over `ys`, a caption on top.
+fn chart<'p, 'a>(
+    panel: &'p Panel<'a>,
+    caption: &str,
+    (x_max, x_desc): (f64, &str),
+    (lo, hi): (f64, f64),
+    path: &Path,
+) -> Result<Chart<'p, 'a>, TrainError> {
+    let e = perr(path);
+    let mut c = ChartBuilder::on(panel)
+        .caption(caption, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..x_max, lo..hi)
+        .map_err(|x| e(x.to_string()))?;
+    c.configure_mesh().x_desc(x_desc).draw().map_err(|x| e(x.to_string()))?;
+    Ok(c)
+}
+
 /// Draw the run's curves into `path` (PNG): three panels, four with `monitor` records.
 pub fn plot_run(
     records: &[StepRecord],
@@ -36,27 +61,13 @@ pub fn plot_run(
     let max_step = records.last().map_or(1, |r| r.step).max(1) as f64;
 
     // Loss and top-1 accuracy of the positive.
-    let (lo, hi) = range(records.iter().map(|r| r.stats.loss));
-    let mut c = ChartBuilder::on(&panels[0])
-        .caption("loss (InfoNCE / SoftInfoNCE)", ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..max_step, lo..hi)
-        .map_err(|x| e(x.to_string()))?;
-    c.configure_mesh().x_desc("step").draw().map_err(|x| e(x.to_string()))?;
+    let ys = range(records.iter().map(|r| r.stats.loss));
+    let mut c = chart(&panels[0], "loss (InfoNCE / SoftInfoNCE)", (max_step, "step"), ys, path)?;
     c.draw_series(LineSeries::new(records.iter().map(|r| (r.step as f64, r.stats.loss)), &BLUE))
         .map_err(|x| e(x.to_string()))?;
 
-    let (lo, hi) = range(records.iter().map(|r| r.lr));
-    let mut c = ChartBuilder::on(&panels[1])
-        .caption("learning rate", ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..max_step, lo..hi)
-        .map_err(|x| e(x.to_string()))?;
-    c.configure_mesh().x_desc("step").draw().map_err(|x| e(x.to_string()))?;
+    let ys = range(records.iter().map(|r| r.lr));
+    let mut c = chart(&panels[1], "learning rate", (max_step, "step"), ys, path)?;
     c.draw_series(LineSeries::new(records.iter().map(|r| (r.step as f64, r.lr)), &RED))
         .map_err(|x| e(x.to_string()))?;
 
@@ -75,17 +86,9 @@ pub fn plot_run(
         }
     }
     let has_lambda = counts.iter().any(|&c| c > 0);
-    let mut c = ChartBuilder::on(&panels[2])
-        .caption(
-            if has_lambda { "mean lambda per epoch (audio view, video view)" } else { "lambda: not used (InfoNCE)" },
-            ("sans-serif", 20),
-        )
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..(epochs.max(1) as f64), 0f64..2.2f64)
-        .map_err(|x| e(x.to_string()))?;
-    c.configure_mesh().x_desc("epoch").draw().map_err(|x| e(x.to_string()))?;
+    let caption =
+        if has_lambda { "mean lambda per epoch (audio view, video view)" } else { "lambda: not used (InfoNCE)" };
+    let mut c = chart(&panels[2], caption, (epochs.max(1) as f64, "epoch"), (0.0, 2.2), path)?;
     if has_lambda {
         let colours = [BLUE, RED, GREEN, MAGENTA];
         let names = ["(orig, orig)", "(orig, fast)", "(fast, orig)", "(fast, fast)"];
@@ -109,7 +112,7 @@ pub fn plot_run(
     }
     if let Some(panel) = panels.get(3) {
         // The monitor: loss on the fixed clips per evaluation, its top-1 in the caption.
-        let (lo, hi) = range(monitor.iter().map(|r| r.stats.loss));
+        let ys = range(monitor.iter().map(|r| r.stats.loss));
         let last = monitor.last().map_or(1, |r| r.step).max(1) as f64;
         let (first, final_) = (monitor.first(), monitor.last());
         let caption = match (first, final_) {
@@ -118,14 +121,7 @@ pub fn plot_run(
             }
             _ => "monitor".to_string(),
         };
-        let mut c = ChartBuilder::on(panel)
-            .caption(caption, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..last, lo..hi)
-            .map_err(|x| e(x.to_string()))?;
-        c.configure_mesh().x_desc("step").draw().map_err(|x| e(x.to_string()))?;
+        let mut c = chart(panel, &caption, (last, "step"), ys, path)?;
         let pts: Vec<(f64, f64)> = monitor.iter().map(|r| (r.step as f64, r.stats.loss)).collect();
         c.draw_series(LineSeries::new(pts.clone(), &BLACK)).map_err(|x| e(x.to_string()))?;
         c.draw_series(pts.into_iter().map(|pt| Circle::new(pt, 3, BLACK.filled()))).map_err(|x| e(x.to_string()))?;

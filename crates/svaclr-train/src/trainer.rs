@@ -86,9 +86,16 @@ pub(crate) struct ViewOutputs {
 }
 
 impl ViewOutputs {
-    /// The same outputs without their autodiff graph.
+    /// The same outputs without their autodiff graph (which frees the activations it holds).
     pub(crate) fn detached(self) -> Self {
         Self { za: self.za.detach(), zv: self.zv.detach(), la: self.la.detach(), lv: self.lv.detach() }
+    }
+
+    /// The outputs of consecutive clip ranges joined along the clip axis, without their autodiff graphs.
+    pub(crate) fn cat_detached(parts: &[ViewOutputs]) -> Self {
+        let cat =
+            |f: fn(&ViewOutputs) -> &Tensor<3>| Tensor::cat(parts.iter().map(|p| f(p).clone().detach()).collect(), 1);
+        Self { za: cat(|p| &p.za), zv: cat(|p| &p.zv), la: cat(|p| &p.la), lv: cat(|p| &p.lv) }
     }
 }
 
@@ -199,17 +206,15 @@ pub fn step_gradients(
     let soft = cfg.loss.kind == LossKind::SoftInfoNce;
     // Pass 1: embeddings of every micro-batch. With a single micro-batch its graph is kept for pass 2.
     let mut parts: Vec<ViewOutputs> = (0..k).map(|m| forward_views(model, batch, views, m * b, b, device)).collect();
-    let local = |parts: &[ViewOutputs], f: fn(&ViewOutputs) -> Tensor<3>| {
-        Tensor::cat(parts.iter().map(|p| f(p).detach()).collect(), 1)
-    };
+    let local = ViewOutputs::cat_detached(&parts);
     let leaf =
         |t: Tensor<3>| -> Result<Tensor<3>, TrainError> { Ok(distributed::gather_clips(comm, t)?.require_grad()) };
     let whole = ViewOutputs {
-        za: leaf(local(&parts, |p| p.za.clone()))?,
-        zv: leaf(local(&parts, |p| p.zv.clone()))?,
+        za: leaf(local.za)?,
+        zv: leaf(local.zv)?,
         // The cross-affinity inputs only matter to SoftInfoNCE; InfoNCE never reads them.
-        la: if soft { leaf(local(&parts, |p| p.la.clone()))? } else { local(&parts, |p| p.la.clone()) },
-        lv: if soft { leaf(local(&parts, |p| p.lv.clone()))? } else { local(&parts, |p| p.lv.clone()) },
+        la: if soft { leaf(local.la)? } else { local.la },
+        lv: if soft { leaf(local.lv)? } else { local.lv },
     };
     if k > 1 {
         parts.clear();
