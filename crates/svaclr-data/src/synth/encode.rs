@@ -1,10 +1,10 @@
 //! Writing a rendered clip: H.264 in Matroska (libx264 through FFmpeg) and 16-bit mono wav (hound).
 //!
 //! The video is written with ffmpeg-next (re-exported by video-rs) rather than `video_rs::Encoder`, because
-//! reproducible files need three things that encoder does not expose: the muxer's `bitexact` flag (otherwise
+//! reproducible files need four things that encoder does not expose: the muxer's `bitexact` flag (otherwise
 //! Matroska writes random segment and track UIDs), a single-threaded x264 (`threads=1`; clips are encoded in
-//! parallel instead), and the real frame rate in the stream header (video-rs announces 30 fps). Same frames in,
-//! same bytes out.
+//! parallel instead), x264 without its assembly (`asm=0`; with AVX-512 it is not deterministic), and the real frame
+//! rate in the stream header (video-rs announces 30 fps). Same frames in, same bytes out.
 //!
 //! Colour: RGB is converted here to BT.601 limited-range YUV 4:2:0 (chroma = mean of each 2x2 block) and the
 //! stream is tagged so; FFmpeg's default YUV-to-RGB conversion on decode is the inverse.
@@ -137,6 +137,10 @@ pub fn write_h264_mkv(
     opts.set("crf", &crf.to_string());
     // One thread per clip: deterministic output; clips themselves run in parallel.
     opts.set("threads", "1");
+    // x264's C code, not its assembly: on a CPU with AVX-512 (measured on a Xeon of ours, x264 0.164.3095) encoding
+    // the same frames twice in one process gave different bitstreams with the assembly enabled. At 48-64 px the C
+    // code costs little.
+    opts.set("x264-params", "asm=0");
     let mut encoder = encoder.open_with(opts).map_err(|e| enc_err(path, "open libx264", e))?;
     {
         let mut stream =
