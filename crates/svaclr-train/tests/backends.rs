@@ -189,10 +189,12 @@ fn smoke_value() -> serde_json::Value {
 /// Changes are compared against the largest change in the model (a tensor-by-tensor relative error would be
 /// dominated by the projectors' first biases, which sit in front of a BatchNorm: their true gradient is zero, so
 /// both backends move them by rounding noise of about 1e-9 of the largest change). The bound per tensor is 1e-4, or
-/// 4 times how far flex moves that tensor from itself when the same batch comes in another clip order (the same
-/// sum in another order: float32's own conditioning of that step). With RGB input that intrinsic spread is about
-/// 2e-5; with `temporal_residual` it is 1.7e-2 in the stem's first convolution (the backends differ by as much),
-/// so there the test says "as close as flex is to itself" (docs/backends.md).
+/// 4 times how far flex moves that tensor from itself (float32's own conditioning of that step), whichever is
+/// larger. Flex against itself is measured twice: the same batch with its clips in another order (the same sums in
+/// another order), and the same batch with every video value nudged by a few units in the last place. With RGB input
+/// both spreads are 1e-5 to 4e-5; with `temporal_residual` the nudge moves the stem's first convolution by 1.7e-2
+/// (its true gradient nearly cancels, docs/backends.md) while the clip order may move it by only 1e-5, depending on
+/// the CPU's gemm blocking (measured 8e-6 on an AVX-512 Xeon, where tch differed by 5.5e-4).
 #[test]
 fn one_sgd_step_of_the_whole_model_agrees() {
     let _serial = serial();
@@ -208,7 +210,7 @@ fn one_sgd_step_of_the_whole_model_agrees() {
         value["model"]["video_input"] = input.into();
         let cfg: PretrainConfig = serde_json::from_value(value).expect("smoke config");
         // `order`: the clips of the batch, in the order they are stacked (the same permutation in every view).
-        let step = |dev: &Device, order: &[usize]| {
+        let step = |dev: &Device, order: &[usize], video: &Tensor<5>| {
             Device::flex().seed(cfg.seed);
             let model = cfg.model.init_portable(dev).expect("model");
             let before = params(&model);
@@ -235,9 +237,13 @@ fn one_sgd_step_of_the_whole_model_agrees() {
             (value, before, change)
         };
         let identity: Vec<usize> = (0..clips).collect();
-        let (lf, bf, cf) = step(&flex.clone().autodiff(), &identity);
-        let (_, _, cp) = step(&flex.clone().autodiff(), &[2, 0, 3, 1]);
-        let (lt, bt, ct) = step(&tch().autodiff(), &identity);
+        // The same video, each value moved by a few units in the last place of float32 (relative 2^-22).
+        let nudged = video.clone()
+            * (Tensor::<5>::random(video.shape(), Distribution::Uniform(-1.0, 1.0), &flex) * 2f64.powi(-22) + 1.0);
+        let (lf, bf, cf) = step(&flex.clone().autodiff(), &identity, &video);
+        let (_, _, cp) = step(&flex.clone().autodiff(), &[2, 0, 3, 1], &video);
+        let (_, _, cn) = step(&flex.clone().autodiff(), &identity, &nudged);
+        let (lt, bt, ct) = step(&tch().autodiff(), &identity, &video);
         assert_close(&format!("{input}: loss"), &[lt], &[lf], 1e-5);
         assert_eq!(cf.len(), ct.len());
         let largest = cf.iter().flat_map(|(_, d)| d.iter()).fold(0.0f64, |m, x| m.max(x.abs() as f64));
@@ -246,14 +252,14 @@ fn one_sgd_step_of_the_whole_model_agrees() {
             a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs())) / largest
         };
         let mut worst = (0.0f64, 0.0f64, String::new());
-        for (i, (((name, df), (_, dt)), (_, dp))) in cf.iter().zip(&ct).zip(&cp).enumerate() {
+        for (i, ((((name, df), (_, dt)), (_, dp)), (_, dn))) in cf.iter().zip(&ct).zip(&cp).zip(&cn).enumerate() {
             assert_eq!(bf[i].1, bt[i].1, "{name}: initial weights differ between backends");
-            let (err, intrinsic) = (spread(df, dt), spread(df, dp));
+            let (err, intrinsic) = (spread(df, dt), spread(df, dp).max(spread(df, dn)));
             let bound = RTOL.max(INTRINSIC_FACTOR * intrinsic);
             assert!(
                 err <= bound,
                 "{input}: the step moved {name} differently on tch: {err:e} of the largest change, more than {bound:e} \
-                 (flex against itself in another clip order: {intrinsic:e})"
+                 (flex against itself, reordered or nudged: {intrinsic:e})"
             );
             if err > worst.0 {
                 worst = (err, intrinsic, name.clone());
