@@ -6,6 +6,8 @@
 //! `layer1..4`, `downsample`, `fc`).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+
+use crate::conv;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -126,7 +128,7 @@ impl AudioEncoder {
     /// # Shapes
     /// - `x`: `[batch, 1, F, T]` -> `[batch, feature_dim, ~F/32, ~T/32]`
     pub fn forward_map(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x))); // [B, C1, F/2, T/2]
+        let x = relu(self.bn1.forward(conv::forward2d(&self.conv1, x))); // [B, C1, F/2, T/2]
         let mut x = self.maxpool.forward(x); // [B, C1, F/4, T/4]
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
             x = block.forward(x);
@@ -173,10 +175,10 @@ impl AudioBlock {
     /// # Shapes
     /// - `x`: `[B, C_in, F, T]` -> `[B, C_out, ceil(F/s), ceil(T/s)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(conv::forward2d(&self.conv1, x.clone())));
+        let out = self.bn2.forward(conv::forward2d(&self.conv2, out));
         let residual = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x)),
+            Some(d) => d.bn.forward(conv::forward2d(&d.conv, x)),
             None => x,
         };
         relu(out + residual)

@@ -11,6 +11,7 @@ pub mod affinity;
 pub mod audio_resnet;
 pub mod av_model;
 pub mod classifier;
+pub mod conv;
 mod error;
 pub mod norm;
 pub mod preset;

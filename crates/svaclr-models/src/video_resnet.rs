@@ -8,6 +8,8 @@
 
 use burn::module::Param;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
+
+use crate::conv;
 use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig, PaddingConfig3d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -230,8 +232,8 @@ impl R2Plus1dStem {
     /// # Shapes
     /// - `x`: `[B, 3, T, H, W]` -> `[B, C1, T, ceil(H/2), ceil(W/2)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x))); // [B, mid, T, H/2, W/2]
-        relu(self.bn2.forward(self.conv2.forward(x))) // [B, C1, T, H/2, W/2]
+        let x = relu(self.bn1.forward(conv::forward3d(&self.conv1, x))); // [B, mid, T, H/2, W/2]
+        relu(self.bn2.forward(conv::forward3d(&self.conv2, x))) // [B, C1, T, H/2, W/2]
     }
 }
 
@@ -252,7 +254,7 @@ impl R3dStem {
     /// # Shapes
     /// - `x`: `[B, 3, T, H, W]` -> `[B, C1, T, ceil(H/2), ceil(W/2)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        relu(self.bn1.forward(self.conv1.forward(x)))
+        relu(self.bn1.forward(conv::forward3d(&self.conv1, x)))
     }
 }
 
@@ -338,7 +340,7 @@ impl SpatioTemporalConv {
     /// - `x`: `[B, C_in, T, H, W]` -> `[B, C_out, ceil(T/s), ceil(H/s), ceil(W/s)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         match self {
-            SpatioTemporalConv::Full(c) => c.forward(x),
+            SpatioTemporalConv::Full(c) => conv::forward3d(c, x),
             SpatioTemporalConv::Factored(c) => c.forward(x),
         }
     }
@@ -367,8 +369,8 @@ impl Conv2Plus1d {
     /// # Shapes
     /// - `x`: `[B, C_in, T, H, W]` -> `[B, C_out, ceil(T/s), ceil(H/s), ceil(W/s)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        let x = relu(self.bn.forward(self.spatial.forward(x))); // [B, mid, T, H/s, W/s]
-        self.temporal.forward(x) // [B, C_out, T/s, H/s, W/s]
+        let x = relu(self.bn.forward(conv::forward3d(&self.spatial, x))); // [B, mid, T, H/s, W/s]
+        conv::forward3d(&self.temporal, x) // [B, C_out, T/s, H/s, W/s]
     }
 }
 
@@ -385,7 +387,7 @@ impl Downsample3d {
     /// # Shapes
     /// - `x`: `[B, C_in, T, H, W]` -> `[B, C_out, ceil(T/s), ceil(H/s), ceil(W/s)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(conv::forward3d(&self.conv, x))
     }
 }
 

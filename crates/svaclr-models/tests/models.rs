@@ -563,3 +563,79 @@ fn video_input_defaults_to_rgb_and_round_trips() {
     let bad = json.replacen('{', r#"{"video_input":"flow","#, 1);
     assert!(serde_json::from_str::<ModelConfig>(&bad).is_err(), "an unknown input must be refused");
 }
+
+/// `svaclr_models::conv` (our flex kernels with their own backward) against Burn's own convolution: outputs, and the
+/// gradients of x, weight and bias of a random projection of the output, for the encoders' kernels, strides and
+/// paddings and a few others, in 3D and 2D; with and without autodiff.
+#[test]
+fn flex_conv_agrees_with_burn_conv_forward_and_backward() {
+    use burn::nn::conv::{Conv2dConfig, Conv3dConfig};
+    use burn::nn::{PaddingConfig2d, PaddingConfig3d};
+    use svaclr_models::conv::{forward2d, forward3d};
+
+    fn rel(got: Tensor<1>, want: Tensor<1>) -> f32 {
+        let scale = want.clone().abs().max().into_scalar::<f32>().max(1e-6);
+        (got - want).abs().max().into_scalar::<f32>() / scale
+    }
+    fn check<const D: usize>(what: &str, got: Tensor<D>, want: Tensor<D>) {
+        assert_eq!(got.dims(), want.dims(), "{what}: shapes");
+        let e = rel(got.flatten(0, D - 1), want.flatten(0, D - 1));
+        assert!(e < 1e-5, "{what}: relative error {e:e}");
+    }
+    let ad = dev().autodiff();
+    // (input [N, C, T, H, W], channels out, kernel, stride, padding, bias)
+    let cases3: [([usize; 5], usize, [usize; 3], [usize; 3], [usize; 3], bool); 6] = [
+        ([3, 3, 4, 20, 18], 6, [1, 7, 7], [1, 2, 2], [0, 3, 3], false),
+        ([2, 6, 4, 9, 9], 8, [3, 1, 1], [1, 1, 1], [1, 0, 0], false),
+        ([5, 4, 5, 8, 7], 6, [1, 3, 3], [1, 2, 2], [0, 1, 1], true),
+        ([2, 4, 5, 6, 6], 3, [3, 1, 1], [2, 1, 1], [1, 0, 0], false),
+        ([3, 4, 4, 6, 6], 5, [1, 1, 1], [2, 2, 2], [0, 0, 0], false),
+        ([2, 3, 3, 5, 5], 4, [3, 3, 3], [1, 1, 1], [1, 1, 1], true),
+    ];
+    for (i, (shape, o, kernel, stride, pad, bias)) in cases3.into_iter().enumerate() {
+        ad.seed(100 + i as u64);
+        let conv = Conv3dConfig::new([shape[1], o], kernel)
+            .with_stride(stride)
+            .with_padding(PaddingConfig3d::Explicit(pad[0], pad[1], pad[2]))
+            .with_bias(bias)
+            .init(&ad);
+        let x = randn(shape, 200 + i as u64);
+        let what = format!("conv3d {shape:?} -> {o}, kernel {kernel:?}, stride {stride:?}, pad {pad:?}");
+        check(&format!("{what}: inference"), forward3d(&conv, x.clone()), conv.forward(x.clone()));
+        let run = |ours: bool| {
+            let x = Tensor::<5>::from_data(x.to_data(), &ad).require_grad();
+            let y = if ours { forward3d(&conv, x.clone()) } else { conv.forward(x.clone()) };
+            let r = Tensor::<5>::from_data(randn(y.dims(), 300 + i as u64).to_data(), &ad);
+            let grads = (y.clone() * r).sum().backward();
+            let gb = conv.bias.as_ref().map(|b| b.val().grad(&grads).expect("bias grad"));
+            (y.inner(), x.grad(&grads).expect("x grad"), conv.weight.val().grad(&grads).expect("w grad"), gb)
+        };
+        let (ours, theirs) = (run(true), run(false));
+        check(&format!("{what}: output"), ours.0, theirs.0);
+        check(&format!("{what}: x gradient"), ours.1, theirs.1);
+        check(&format!("{what}: weight gradient"), ours.2, theirs.2);
+        if let (Some(a), Some(b)) = (ours.3, theirs.3) {
+            check(&format!("{what}: bias gradient"), a, b);
+        }
+    }
+    // The audio encoder's 2D convolutions (stem 7x7 / 2, blocks 3x3, 1x1 / 2 shortcuts).
+    let cases2: [([usize; 4], usize, usize, usize, usize); 3] =
+        [([3, 1, 40, 50], 4, 7, 2, 3), ([4, 4, 10, 13], 8, 3, 2, 1), ([4, 4, 10, 13], 8, 1, 2, 0)];
+    for (i, (shape, o, k, s, p)) in cases2.into_iter().enumerate() {
+        ad.seed(400 + i as u64);
+        let conv = Conv2dConfig::new([shape[1], o], [k, k])
+            .with_stride([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_bias(false)
+            .init(&ad);
+        let x = Tensor::<4>::from_data(randn(shape, 500 + i as u64).to_data(), &ad).require_grad();
+        let what = format!("conv2d {shape:?} -> {o}, kernel {k}, stride {s}, pad {p}");
+        let (a, b) = (forward2d(&conv, x.clone()), conv.forward(x.clone()));
+        check(&format!("{what}: output"), a.clone(), b.clone());
+        let r = Tensor::<4>::from_data(randn(a.dims(), 600 + i as u64).to_data(), &ad);
+        let (ga, gb) = ((a * r.clone()).sum().backward(), (b * r).sum().backward());
+        check(&format!("{what}: x gradient"), x.grad(&ga).expect("grad"), x.grad(&gb).expect("grad"));
+        let w = conv.weight.val();
+        check(&format!("{what}: weight gradient"), w.grad(&ga).expect("grad"), w.grad(&gb).expect("grad"));
+    }
+}
