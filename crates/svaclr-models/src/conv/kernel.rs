@@ -126,9 +126,10 @@ fn for_each_run(g: &Geometry, mut f: impl FnMut(usize, usize, usize)) {
     }
 }
 
-/// `col[K, P]` of one clip `x[C, D, H, W]`; positions that read padding are zero.
+/// `col[K, P]` of one clip `x[C, D, H, W]`. Writes only the positions that read the input: those that read padding
+/// must already be zero, which holds for a zeroed buffer reused with the same geometry (the written positions are the
+/// same every time), as [`per_clip`]'s scratch buffers are.
 fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
-    col.fill(0.0);
     let sw = g.stride[2];
     for_each_run(g, |c0, i0, len| {
         let dst = &mut col[c0..c0 + len];
@@ -142,9 +143,8 @@ fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
     });
 }
 
-/// Add `col[K, P]` back into one clip's input gradient `dx[C, D, H, W]` (the adjoint of [`im2col`]).
+/// Add `col[K, P]` into one clip's input gradient `dx[C, D, H, W]` (the adjoint of [`im2col`]); `dx` starts at zero.
 fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
-    dx.fill(0.0);
     let sw = g.stride[2];
     for_each_run(g, |c0, i0, len| {
         let src = &col[c0..c0 + len];
@@ -221,12 +221,27 @@ fn gemm_threads(by_clip: bool) -> gemm::Parallelism {
     if by_clip || rayon::current_num_threads() <= 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(0) }
 }
 
+/// The im2col matrix of one clip: `x_n` itself for a pointwise convolution, else [`im2col`] into `scratch`.
+fn columns<'a>(g: &Geometry, x_n: &'a [f32], scratch: &'a mut [f32]) -> &'a [f32] {
+    if g.pointwise() {
+        x_n
+    } else {
+        im2col(g, x_n, scratch);
+        scratch
+    }
+}
+
+/// Length of the per-thread im2col buffer (none for a pointwise convolution).
+fn scratch_len(g: &Geometry) -> usize {
+    if g.pointwise() { 0 } else { g.k() * g.p() }
+}
+
 /// Run `f(clip, out_chunk, scratch)` for every clip, in parallel over clips or one after another.
 fn per_clip(
     out: &mut [f32],
     per_clip_len: usize,
     scratch_len: usize,
-    f: impl Fn(usize, &mut [f32], &mut Vec<f32>, gemm::Parallelism) + Sync,
+    f: impl Fn(usize, &mut [f32], &mut [f32], gemm::Parallelism) + Sync,
 ) {
     if per_clip_len == 0 {
         return;
@@ -252,16 +267,8 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.n * g.input_len(), "conv kernel: input size");
     assert_eq!(w.len(), o * k, "conv kernel: weight size");
     let mut y = vec![0.0f32; g.n * g.output_len()];
-    let pointwise = g.pointwise();
-    let scratch = if pointwise { 0 } else { k * p };
-    per_clip(&mut y, g.output_len(), scratch, |i, y_n, col, par| {
-        let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
-        let col: &[f32] = if pointwise {
-            x_n
-        } else {
-            im2col(g, x_n, col);
-            col
-        };
+    per_clip(&mut y, g.output_len(), scratch_len(g), |i, y_n, scratch, par| {
+        let col = columns(g, &x[i * g.input_len()..(i + 1) * g.input_len()], scratch);
         matmul(y_n, false, (o, p, k), w, (k, 1), col, (p, 1), par);
     });
     y
@@ -272,12 +279,10 @@ pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (k, p, o) = (g.k(), g.p(), g.o);
     assert_eq!(dy.len(), g.n * g.output_len(), "conv kernel: output gradient size");
     let mut dx = vec![0.0f32; g.n * g.input_len()];
-    let pointwise = g.pointwise();
-    let scratch = if pointwise { 0 } else { k * p };
-    per_clip(&mut dx, g.input_len(), scratch, |i, dx_n, dcol, par| {
+    per_clip(&mut dx, g.input_len(), scratch_len(g), |i, dx_n, dcol, par| {
         let dy_n = &dy[i * g.output_len()..(i + 1) * g.output_len()];
         // W^T: row index k has stride 1, column index o has stride K.
-        if pointwise {
+        if g.pointwise() {
             matmul(dx_n, false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
         } else {
             matmul(dcol, false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
@@ -294,21 +299,13 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), n * g.output_len(), "conv kernel: output gradient size");
     let chunks = WEIGHT_GRAD_CHUNKS.min(n).max(1);
     let bounds = |j: usize| (j * n / chunks, (j + 1) * n / chunks);
-    let pointwise = g.pointwise();
-    let scratch = if pointwise { 0 } else { k * p };
     // One partial sum per chunk; `per_clip` runs the chunks in parallel when there are enough of them.
     let mut partials = vec![0.0f32; chunks * o * k];
-    per_clip(&mut partials, o * k, scratch, |j, dw, col, par| {
+    per_clip(&mut partials, o * k, scratch_len(g), |j, dw, scratch, par| {
         let (lo, hi) = bounds(j);
         for i in lo..hi {
-            let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
             let dy_n = &dy[i * g.output_len()..(i + 1) * g.output_len()];
-            let col: &[f32] = if pointwise {
-                x_n
-            } else {
-                im2col(g, x_n, col);
-                col
-            };
+            let col = columns(g, &x[i * g.input_len()..(i + 1) * g.input_len()], scratch);
             // col^T: row index p has stride 1, column index k has stride P.
             matmul(dw, i > lo, (o, k, p), dy_n, (p, 1), col, (1, p), par);
         }
