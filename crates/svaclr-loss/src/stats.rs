@@ -20,6 +20,11 @@ pub struct LossStats {
     /// Share of (pair, direction) events in which the positive beats every negative of its row (audio -> video)
     /// or column (video -> audio): the top-1 accuracy of the contrastive task. 1 with a single clip.
     pub top1_acc: f64,
+    /// `top1_acc` per (audio view p, video view q) pair type, both directions (only when V = 2). View 0 is the
+    /// original (speed 1) view, so `[0][0]` is the top-1 of the original pair (a_i, v_i) against every view of the
+    /// other clips, the task of V->A retrieval; the other entries involve a speed-augmented view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_pq: Option<[[f64; 2]; 2]>,
     /// Mean of lambda over all entries (SoftInfoNCE only).
     pub lambda_mean: Option<f64>,
     /// Population standard deviation of lambda.
@@ -94,13 +99,18 @@ pub fn try_loss_stats(
         }
     }
     let (mut pos_sum, mut hits) = (0.0f64, 0usize);
+    let mut hits_pq = [[0usize; 2]; 2];
     for p in 0..v {
         for q in 0..v {
             for i in 0..n {
                 let (row, col) = (p * n + i, q * n + i);
                 let c = cos[row * r + col];
                 pos_sum += c as f64;
-                hits += usize::from(c > row_neg_max[row]) + usize::from(c > col_neg_max[col]);
+                let h = usize::from(c > row_neg_max[row]) + usize::from(c > col_neg_max[col]);
+                hits += h;
+                if v == 2 {
+                    hits_pq[p][q] += h;
+                }
             }
         }
     }
@@ -111,6 +121,7 @@ pub fn try_loss_stats(
         pos_sim: pos_sum / pairs as f64,
         neg_sim: if neg_count == 0 { 0.0 } else { neg_sum / neg_count as f64 },
         top1_acc: hits as f64 / (2 * pairs) as f64,
+        top1_pq: (v == 2).then(|| hits_pq.map(|row| row.map(|h| h as f64 / (2 * n) as f64))),
         ..LossStats::default()
     };
     if let Some(lambda) = lambda {

@@ -507,9 +507,35 @@ fn stats_on_a_known_case() {
             shifted[(p * n + i) * n + (i + 1) % n] = 1.0;
         }
     }
+    assert_eq!(s.top1_pq, Some([[1.0; 2]; 2]));
     let s = loss_stats(za, tensor(&shifted, [v, n, n], &dev), None, 0.07, 0.0);
     assert_eq!(s.top1_acc, 0.0);
+    assert_eq!(s.top1_pq, Some([[0.0; 2]; 2]));
     assert!(s.pos_sim.abs() < 1e-6 && s.lambda_mean.is_none() && s.lambda_pq.is_none());
+}
+
+#[test]
+fn top1_per_view_pair_separates_the_original_pair_from_the_speed_views() {
+    let dev = Device::flex();
+    // 3 clips along orthonormal axes. Audio view 0 of clip i is axis i, audio view 1 is axis i+1 (as if the speed view
+    // sounded like the next clip); both video views of clip i are axis i.
+    let n = 3;
+    let mut a = vec![0.0f32; 2 * n * n];
+    let mut vid = vec![0.0f32; 2 * n * n];
+    for i in 0..n {
+        a[i * n + i] = 1.0;
+        a[(n + i) * n + (i + 1) % n] = 1.0;
+        vid[i * n + i] = 1.0;
+        vid[(n + i) * n + i] = 1.0;
+    }
+    let s = loss_stats(tensor(&a, [2, n, n], &dev), tensor(&vid, [2, n, n], &dev), None, 0.1, 0.0);
+    // (a^0, v^q): audio -> video is won (1 against 0), video -> audio lost (clip i-1's audio view 1 ties at 1).
+    // (a^1, v^q): the positive is orthogonal (0) while clip i+1's videos score 1: lost both ways.
+    assert_eq!(s.top1_pq, Some([[0.5, 0.5], [0.0, 0.0]]), "{s:?}");
+    assert_eq!(s.top1_acc, 0.25, "the overall top-1 is the mean of the four pair types");
+    // One view per modality: no per-pair split.
+    let one = loss_stats(tensor(&a[..n * n], [1, n, n], &dev), tensor(&vid[..n * n], [1, n, n], &dev), None, 0.1, 0.0);
+    assert_eq!((one.top1_acc, one.top1_pq), (1.0, None));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

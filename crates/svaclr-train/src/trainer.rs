@@ -473,9 +473,10 @@ pub fn pretrain_on(
         let (model, stats) = m.score(cfg, model, views, &train_device)?;
         let rec = MonitorRecord { step, epochs, clips: m.clips(), stats };
         // Above the progress bar (nothing when it is hidden).
+        let original = rec.stats.top1_pq.map(|t| format!(" (original views {:.3})", t[0][0])).unwrap_or_default();
         bar.println(format!(
-            "monitor after {epochs} epoch(s), step {step}: loss {:.4}, positive top-1 {:.3}, pos-neg cosine {:+.3} \
-             ({} clips)",
+            "monitor after {epochs} epoch(s), step {step}: loss {:.4}, positive top-1 {:.3}{original}, pos-neg cosine \
+             {:+.3} ({} clips)",
             rec.stats.loss,
             rec.stats.top1_acc,
             rec.stats.pos_sim - rec.stats.neg_sim,

@@ -105,7 +105,14 @@ fn train(args: Args, comm: &dyn Collective) -> anyhow::Result<()> {
 fn report(args: &Args, s: &PretrainSummary, procs: &str) -> anyhow::Result<()> {
     let monitor = match (&s.monitor_first, &s.monitor_final) {
         (Some(a), Some(b)) => {
-            format!("; monitor loss {:.4} -> {:.4}, top-1 {:.3} -> {:.3}", a.loss, b.loss, a.top1_acc, b.top1_acc)
+            let original = match (a.top1_pq, b.top1_pq) {
+                (Some(x), Some(y)) => format!(" (original views {:.3} -> {:.3})", x[0][0], y[0][0]),
+                _ => String::new(),
+            };
+            format!(
+                "; monitor loss {:.4} -> {:.4}, top-1 {:.3} -> {:.3}{original}",
+                a.loss, b.loss, a.top1_acc, b.top1_acc
+            )
         }
         _ => String::new(),
     };
