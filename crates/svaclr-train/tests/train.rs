@@ -86,71 +86,68 @@ fn run(cfg_edit: impl FnOnce(&mut serde_json::Value), out: &Path) -> Vec<f64> {
     read_metrics(out).expect("metrics").iter().map(|r| r.stats.loss).collect()
 }
 
-/// Fall of the monitor loss (nats) the smoke run must exceed. On a fixed set the scores change only with the weights
-/// (with every learning rate 0 they stay equal to the last bit, see the monitor test), so any fall is the training's;
-/// the margin is for other seeds and data.
-const MIN_MONITOR_DROP: f64 = 0.02;
+/// A SynthAV small set of 64 pre-training clips, the size configs/pretrain/smoke.json is made for (the README's
+/// `svaclr synth --preset small --clips 64`), from another seed than the README's.
+fn smoke_dataset() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("svaclr-train-smoke-{}", std::process::id()));
+        let cfg = SynthConfig::preset(Preset::Small).with_seed(3).with_pretrain_clips(64);
+        generate(&cfg, &dir, GenerateOptions { progress: false, force: false }).expect("generate SynthAV");
+        dir
+    })
+}
 
-#[test]
-fn smoke_run_lowers_the_monitored_loss() {
-    // configs/pretrain/smoke.json as written: 3 epochs of 3 steps on the 96 test clips; its monitor scores 64 fixed
-    // clips on the initial weights and after each epoch. Measured with release builds on this data (seeds 0-4): the
-    // monitor loss falls by 0.057-0.143 (4.94-4.98 -> 4.84-4.89). That is the optimiser doing its job on the objective,
-    // most of it leaving a poor start for the uniform level ln(2*64 - 1) = 4.84, not yet audio-visual learning: the
-    // positive-pair top-1 (chance 1/127) stays within 0.000-0.016 (see the ignored test below).
-    let out = tempfile::tempdir().expect("tempdir");
-    let (_d, p) = smoke(|_| {});
-    let cfg = PretrainConfig::load(&p, None).expect("config");
-    assert!(cfg.run.monitor_clips > 0, "configs/pretrain/smoke.json must monitor");
-    let summary = pretrain(&cfg, out.path(), &Device::flex(), "flex", &PretrainOptions::default()).expect("pretrain");
-    assert_eq!(summary.epochs, cfg.schedule.epochs, "the smoke config runs all its epochs");
-    assert!(read_metrics(out.path()).expect("metrics").iter().all(|r| r.stats.loss.is_finite()));
-    let recs = monitor_records(out.path());
-    assert_eq!(recs.len(), cfg.schedule.epochs + 1, "one score before training and one per epoch");
-    let losses: Vec<f64> = recs.iter().map(|r| r.stats.loss).collect();
-    eprintln!("monitor loss per epoch: {losses:.4?}");
-    let (first, last) = (losses[0], losses[losses.len() - 1]);
-    assert!(
-        first - last > MIN_MONITOR_DROP,
-        "the monitor loss must fall by more than {MIN_MONITOR_DROP}: {first:.4} -> {last:.4} ({losses:.4?})"
-    );
+/// Mean of a statistic over monitor records.
+fn mean(recs: &[MonitorRecord], f: impl Fn(&MonitorRecord) -> f64) -> f64 {
+    recs.iter().map(f).sum::<f64>() / recs.len() as f64
 }
 
 #[test]
-#[ignore = "takes about 2 minutes (300 steps) and is fragile: the positive-pair top-1 needs 150-200 steps to leave \
-            chance at this scale, which the 9-step smoke run (and the issue's minute) does not reach; with our conv \
-            kernels' rounding, seed 0 ended at top-1 0.026 (needs 0.032); docs/training.md"]
-fn longer_smoke_scale_run_raises_the_monitored_positive_top1() {
-    // smoke.json on the same 96 clips, 100 epochs of 3 steps at a cheaper shape (4 frames of 24 px), warm-up to lr
-    // 0.1, monitor of 32 clips (chance 1/63). Measured (release, seeds 0 and 1): top-1 0.004 -> 0.074 and
-    // 0.047 -> 0.145, pos-neg cosine gap to 0.38 and 0.44, loss from 4.26 / 4.19 to 3.38 / 3.14.
+fn smoke_run_lowers_the_loss_and_raises_the_positive_top1() {
+    // configs/pretrain/smoke.json as written ([1, 4] speed views, SoftInfoNCE, 60 epochs of 2 steps) on 64 clips; its
+    // monitor scores all 64 with fixed views on the initial weights and after every epoch, so a change is the
+    // weights' (with every learning rate 0 the scores stay equal to the last bit, see the monitor test). Chance top-1
+    // is 1/127. Measured with the dev binary on 64-clip sets of 6 dataset seeds (0, 3, 5, 7, 11, 12; 9 runs with
+    // model seeds 0-4; 44-48 s a run on the idle 2-core machine): over the second half of the run the mean top-1 is
+    // 2.1-3.7x chance and 1.0-2.7 chance levels above the mean of the first 5 evaluations; the last 5 monitor losses
+    // are 0.24-0.43 below the uniform level ln 127 and the positive-negative cosine gap is 0.08-0.17. The bounds
+    // below (1.75x chance, half a chance level of rise, 0.15 nats, 0.05) leave room for other seeds and CPUs (other
+    // float rounding, so other trajectories); with no learning the statistics stay at their start.
     let out = tempfile::tempdir().expect("tempdir");
     let (_d, p) = smoke(|v| {
-        v["run"]["monitor_clips"] = 32.into();
-        v["data"]["frames"] = 4.into();
-        v["data"]["short_side"] = 28.into();
-        v["data"]["crop"] = 24.into();
-        v["schedule"] = serde_json::json!({
-            "lr_start": 0.02, "lr_peak": 0.1, "lr_end": 0.01, "warmup_epochs": 5.0, "epochs": 100
-        });
+        v["manifest"] = serde_json::Value::String(smoke_dataset().join("pretrain.jsonl").display().to_string());
     });
     let cfg = PretrainConfig::load(&p, None).expect("config");
-    pretrain(&cfg, out.path(), &Device::flex(), "flex", &PretrainOptions::default()).expect("pretrain");
+    let m = cfg.run.monitor_clips;
+    assert!(m >= 32, "configs/pretrain/smoke.json must monitor");
+    let summary = pretrain(&cfg, out.path(), &Device::flex(), "flex", &PretrainOptions::default()).expect("pretrain");
+    assert_eq!(summary.epochs, cfg.schedule.epochs, "the smoke config runs all its epochs");
+    let steps = read_metrics(out.path()).expect("metrics");
+    assert!(steps.iter().all(|r| r.stats.loss.is_finite()));
     let recs = monitor_records(out.path());
-    assert_eq!(recs.len(), 101);
-    let chance = 1.0 / 63.0;
-    let first = &recs[0].stats;
-    let tail = &recs[recs.len() - 5..];
-    let top1 = tail.iter().map(|r| r.stats.top1_acc).sum::<f64>() / tail.len() as f64;
-    let gap = tail.iter().map(|r| r.stats.pos_sim - r.stats.neg_sim).sum::<f64>() / tail.len() as f64;
-    let loss = tail.iter().map(|r| r.stats.loss).sum::<f64>() / tail.len() as f64;
-    eprintln!(
-        "monitor: top-1 {:.3} -> {top1:.3}, gap -> {gap:.3}, loss {:.3} -> {loss:.3}",
-        first.top1_acc, first.loss
+    assert_eq!(recs.len(), cfg.schedule.epochs + 1, "one score before training and one per epoch");
+    let top1: Vec<f64> = recs.iter().map(|r| r.stats.top1_acc).collect();
+    let losses: Vec<f64> = recs.iter().map(|r| r.stats.loss).collect();
+    eprintln!("monitor top-1 per epoch: {top1:.3?}\nmonitor loss per epoch: {losses:.3?}");
+    // The top-1 of one evaluation is noisy at this scale (and can fall back late in a run while the loss still
+    // falls), so the test compares the first 5 evaluations with the whole second half of the run.
+    let chance = 1.0 / (2 * m - 1) as f64;
+    let (head, late, tail) = (&recs[..5], &recs[recs.len() / 2..], &recs[recs.len() - 5..]);
+    let (first, later) = (mean(head, |r| r.stats.top1_acc), mean(late, |r| r.stats.top1_acc));
+    assert!(
+        later >= 1.75 * chance && later - first >= 0.5 * chance,
+        "the positive-pair top-1 must rise from chance ({chance:.4}): mean of the first 5 evaluations {first:.4}, \
+         of the second half {later:.4}"
     );
-    assert!(top1 > 2.0 * chance && top1 > first.top1_acc + 0.02, "top-1 must rise: {:.3} -> {top1:.3}", first.top1_acc);
-    assert!(gap > 0.1, "positives must separate from negatives: gap {gap:.3}");
-    assert!(loss < (63f64).ln() - 0.3, "loss must fall well below the uniform level: {loss:.3}");
+    let uniform = ((2 * m - 1) as f64).ln();
+    let (loss0, loss1) = (mean(head, |r| r.stats.loss), mean(tail, |r| r.stats.loss));
+    assert!(
+        loss1 < uniform - 0.15 && loss1 < loss0 - 0.15,
+        "the monitor loss must fall below the uniform level {uniform:.3}: {loss0:.3} -> {loss1:.3}"
+    );
+    let gap = mean(tail, |r| r.stats.pos_sim - r.stats.neg_sim);
+    assert!(gap > 0.05, "positives must separate from negatives: cosine gap {gap:.3}");
 }
 
 #[test]
