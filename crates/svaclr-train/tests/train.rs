@@ -13,15 +13,20 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A small SynthAV set shared by the tests of this binary.
-fn dataset() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("svaclr-train-test-{}", std::process::id()));
-        let cfg = SynthConfig::preset(Preset::Small).with_seed(3).with_pretrain_clips(96);
+/// A SynthAV small set (seed 3) of `clips` pre-training clips, generated once per test binary into `cell`.
+fn synth_set(cell: &'static OnceLock<PathBuf>, clips: usize) -> &'static Path {
+    cell.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("svaclr-train-test-{clips}-{}", std::process::id()));
+        let cfg = SynthConfig::preset(Preset::Small).with_seed(3).with_pretrain_clips(clips);
         generate(&cfg, &dir, GenerateOptions { progress: false, force: false }).expect("generate SynthAV");
         dir
     })
+}
+
+/// A small SynthAV set shared by the tests of this binary.
+fn dataset() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    synth_set(&DIR, 96)
 }
 
 /// configs/pretrain/smoke.json pointed at the test dataset, with overrides.
@@ -90,12 +95,7 @@ fn run(cfg_edit: impl FnOnce(&mut serde_json::Value), out: &Path) -> Vec<f64> {
 /// `svaclr synth --preset small --clips 64`), from another seed than the README's.
 fn smoke_dataset() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("svaclr-train-smoke-{}", std::process::id()));
-        let cfg = SynthConfig::preset(Preset::Small).with_seed(3).with_pretrain_clips(64);
-        generate(&cfg, &dir, GenerateOptions { progress: false, force: false }).expect("generate SynthAV");
-        dir
-    })
+    synth_set(&DIR, 64)
 }
 
 /// Mean of a statistic over monitor records.
