@@ -40,7 +40,7 @@ PRESETS = {
         model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity",
                    video_input="temporal_residual"),
         optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
-        # 2 epochs of the preset's 2000 clips at batch 32: 124 steps, about 4 minutes per row with speed views on
+        # 2 epochs of the preset's 2000 clips at batch 32: 124 steps, about 1 minute per row with speed views on
         # 2 cores (docs/synthav.md "Learnability": what a row learns grows with its steps, not its epochs).
         schedule=dict(lr_start=0.02, lr_peak=0.1, lr_end=0.01, warmup_epochs=0.2, epochs=2),
         run=dict(batch_size=32, micro_batches=1, checkpoint_every=50, workers=2, max_steps=None,
