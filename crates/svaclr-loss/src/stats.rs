@@ -108,9 +108,7 @@ pub fn try_loss_stats(
                 pos_sum += c as f64;
                 let h = usize::from(c > row_neg_max[row]) + usize::from(c > col_neg_max[col]);
                 hits += h;
-                if v == 2 {
-                    hits_pq[p][q] += h;
-                }
+                hits_pq[p][q] += h;
             }
         }
     }

@@ -6,14 +6,13 @@
 //! `layer1..4`, `downsample`, `fc`).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-
-use crate::conv;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use crate::conv;
 use crate::preset::SizePreset;
 
 /// Blocks per stage of the audio ResNet-9 (1 conv + 4 stages x 1 block x 2 convs = 9 conv layers).

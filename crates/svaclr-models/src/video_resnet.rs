@@ -8,13 +8,12 @@
 
 use burn::module::Param;
 use burn::nn::conv::{Conv3d, Conv3dConfig};
-
-use crate::conv;
 use burn::nn::{BatchNorm, Initializer, Linear, LinearConfig, PaddingConfig3d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use crate::conv;
 use crate::preset::{SizePreset, VideoArch, r2plus1d_midplanes};
 
 /// Blocks per stage of both 18-layer video ResNets.
