@@ -9,8 +9,9 @@ use anyhow::{Result, bail};
 
 use crate::util;
 
-/// FFmpeg's seven dev packages (video-rs -> ffmpeg-next links all of them), libclang for bindgen, pkg-config, and the
-/// font libraries plotters links for text in figures.
+/// FFmpeg's seven dev packages (video-rs -> ffmpeg-next links all of them), libclang for bindgen, pkg-config, the
+/// font libraries plotters links for text in figures, and the ffmpeg command-line tool, which the tests use to write
+/// media in real encodings (and to check our rotation handling against its own).
 pub const DEBIAN_PACKAGES: &[&str] = &[
     "libavcodec-dev",
     "libavformat-dev",
@@ -24,6 +25,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "libfontconfig1-dev",
     "libfreetype-dev",
     "python3-venv",
+    "ffmpeg",
 ];
 
 /// Open MPI, for multi-process training (`--mpi`).

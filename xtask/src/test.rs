@@ -17,7 +17,9 @@ pub fn run(args: &[String]) -> Result<()> {
     setup::run(&["--torch".to_string(), "--mpi".to_string()])?;
     // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden. With the
     // `mpi` feature the multi-process tests (crates/svaclr-cli/tests/mpi.rs) launch `mpirun -np 2`.
+    // SVACLR_PYTHON: the venv's python, whose PyAV the data tests decode with as an independent reference.
     let mut test = util::cargo_for_features(Some(FEATURES))?;
+    test.env("SVACLR_PYTHON", parity::python()?);
     util::run(test.args(["test", "--workspace", "--features", FEATURES]))?;
     // Keep the CUDA path compiling: burn's cuda backend cannot be linked here (its build downloads LLVM), but with
     // DOCS_RS set its build scripts skip the download and everything type-checks.

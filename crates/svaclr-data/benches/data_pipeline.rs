@@ -97,6 +97,7 @@ fn ensure_data(dir: &Path) -> PathBuf {
             id: format!("clip{c:02}"),
             video: video.into(),
             audio: Some(wav.into()),
+            audio_offset: None,
             duration: (n_frames - 1) as f64 / FPS,
             fps: FPS,
             label: Some(c % 4),

@@ -22,6 +22,10 @@ pub const SINC_LEN: usize = 128;
 pub const SINC_OVERSAMPLING: usize = 256;
 /// Window of the sinc filter.
 pub const SINC_WINDOW: WindowFunction = WindowFunction::BlackmanHarris2;
+/// A jump in a container track's timestamps longer than this is filled with silence.
+const MIN_GAP_SECONDS: f64 = 0.01;
+/// Longer jumps are taken for broken timestamps and not filled.
+const MAX_GAP_SECONDS: f64 = 60.0;
 /// Cached resamplers per thread before the cache is cleared.
 const RESAMPLER_CACHE_MAX: usize = 32;
 
@@ -324,25 +328,66 @@ fn append_mono(frame: &ffmpeg::frame::Audio, out: &mut Vec<f32>, path: &Path) ->
     Ok(())
 }
 
-/// Decode the best audio stream of a container to mono at its native rate.
-pub fn decode_container_audio(path: &Path) -> Result<AudioClip, DataError> {
+/// A container's audio track as mono samples on the video's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerAudio {
+    /// Sample 0 is the time of the first video frame (see [`decode_container_audio`]).
+    pub clip: AudioClip,
+    /// Seconds by which the track's first sample came after the first video frame in the source (negative:
+    /// before). Already applied to `clip`: recorded so that a manifest can say what was done.
+    pub offset: f64,
+}
+
+fn seconds(ts: i64, tb: ffmpeg::Rational) -> Option<f64> {
+    (ts != ffmpeg::ffi::AV_NOPTS_VALUE && tb.denominator() != 0).then(|| ts as f64 * f64::from(tb))
+}
+
+/// Decode the best audio stream of a container to mono at its native rate, aligned to the video's timeline as
+/// players align them: edit lists applied, and the track shifted so that sample 0 is the time of the first
+/// video frame (the video stream's start time). A track that starts later is padded with silence at its start,
+/// one that starts earlier loses its head. Without a video stream nothing is shifted. Inside the track, a jump of
+/// its timestamps (more than 10 ms, less than a minute: lost packets) is filled with silence.
+pub fn decode_container_audio(path: &Path) -> Result<ContainerAudio, DataError> {
     init_ffmpeg();
     if !path.is_file() {
         return Err(DataError::Missing { path: path.to_path_buf() });
     }
     let mut ictx = ffmpeg::format::input(path).map_err(|e| audio_err(path, e))?;
+    let video_start =
+        ictx.streams().best(ffmpeg::media::Type::Video).map(|v| seconds(v.start_time(), v.time_base()).unwrap_or(0.0));
     let stream = ictx
         .streams()
         .best(ffmpeg::media::Type::Audio)
         .ok_or_else(|| DataError::NoAudioStream { path: path.to_path_buf() })?;
     let index = stream.index();
+    let audio_tb = stream.time_base();
+    let stream_start = seconds(stream.start_time(), audio_tb);
     let mut decoder = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
         .and_then(|c| c.decoder().audio())
         .map_err(|e| audio_err(path, format!("audio codec: {e}")))?;
+    decoder.set_packet_time_base(audio_tb);
     let mut out = Vec::new();
     let mut frame = ffmpeg::frame::Audio::empty();
     let mut rate = decoder.rate();
     let mut errors = 0usize;
+    // The presentation time of the first decoded sample (after any priming samples the decoder drops).
+    let mut first: Option<f64> = None;
+    // Frames go where their timestamps say: a gap (packets lost to damage, or a track that pauses) becomes silence,
+    // so the sound after it stays in sync with the video instead of moving earlier by the gap.
+    let mut take = |frame: &ffmpeg::frame::Audio, out: &mut Vec<f32>, rate: &mut u32| {
+        let ts = frame.timestamp().or_else(|| frame.pts()).and_then(|t| seconds(t, audio_tb));
+        if out.is_empty() && frame.samples() > 0 {
+            first = ts;
+        } else if let (Some(t), Some(f), r) = (ts, first, frame.rate()) {
+            let expected = ((t - f) * f64::from(r)).round();
+            let gap = expected - out.len() as f64;
+            if gap > f64::from(r) * MIN_GAP_SECONDS && gap < f64::from(r) * MAX_GAP_SECONDS {
+                out.resize(expected as usize, 0.0);
+            }
+        }
+        *rate = frame.rate();
+        append_mono(frame, out, path)
+    };
     for (s, packet) in ictx.packets() {
         if s.index() != index {
             continue;
@@ -352,13 +397,12 @@ pub fn decode_container_audio(path: &Path) -> Result<AudioClip, DataError> {
             continue;
         }
         while decoder.receive_frame(&mut frame).is_ok() {
-            rate = frame.rate();
-            append_mono(&frame, &mut out, path)?;
+            take(&frame, &mut out, &mut rate)?;
         }
     }
     if decoder.send_eof().is_ok() {
         while decoder.receive_frame(&mut frame).is_ok() {
-            append_mono(&frame, &mut out, path)?;
+            take(&frame, &mut out, &mut rate)?;
         }
     }
     if out.is_empty() {
@@ -368,7 +412,29 @@ pub fn decode_container_audio(path: &Path) -> Result<AudioClip, DataError> {
     if rate == 0 {
         return Err(audio_err(path, "zero sample rate"));
     }
-    Ok(AudioClip { samples: out, sample_rate: rate })
+    let offset = match video_start {
+        Some(v) => first.or(stream_start).unwrap_or(0.0) - v,
+        None => 0.0,
+    };
+    let samples = align_to_video(out, offset, rate).ok_or_else(|| {
+        audio_err(path, format!("the audio track ends before the first video frame ({offset:.3} s earlier)"))
+    })?;
+    Ok(ContainerAudio { clip: AudioClip { samples, sample_rate: rate }, offset })
+}
+
+/// Shift `samples` (whose first sample sits `offset` seconds after video time 0) so that sample 0 is video time
+/// 0: `round(offset * rate)` zeros in front for a late track, as many samples dropped for an early one. `None`
+/// when nothing is left.
+pub fn align_to_video(mut samples: Vec<f32>, offset: f64, rate: u32) -> Option<Vec<f32>> {
+    let n = (offset.abs() * f64::from(rate)).round() as usize;
+    if offset >= 0.0 {
+        samples.splice(0..0, std::iter::repeat_n(0.0, n));
+    } else if n < samples.len() {
+        samples.drain(..n);
+    } else {
+        return None;
+    }
+    Some(samples)
 }
 
 /// Write mono samples as 16-bit PCM wav (clamped to [-1, 1]).
@@ -383,10 +449,12 @@ pub fn write_wav_mono_i16(path: &Path, samples: &[f32], sample_rate: u32) -> Res
     w.finalize().map_err(werr)
 }
 
-/// Extract a container's audio track to a mono 16-bit wav, at `target_rate` (resampled with the sinc resampler)
-/// or the native rate when `None`. Returns the written clip's rate and length.
-pub fn extract_audio_to_wav(video: &Path, wav: &Path, target_rate: Option<u32>) -> Result<WavInfo, DataError> {
-    let clip = decode_container_audio(video)?;
+/// Extract a container's audio track (on the video's timeline, see [`decode_container_audio`]) to a mono 16-bit
+/// wav, at `target_rate` (resampled with the sinc resampler) or the native rate when `None`. Written to a
+/// temporary name and renamed, so a killed run never leaves a partial wav under `wav`. Returns the written
+/// wav's header and the track's offset.
+pub fn extract_audio_to_wav(video: &Path, wav: &Path, target_rate: Option<u32>) -> Result<(WavInfo, f64), DataError> {
+    let ContainerAudio { clip, offset } = decode_container_audio(video)?;
     let clip = match target_rate {
         Some(r) if r != clip.sample_rate => resample_rate(&clip, r)?,
         _ => clip,
@@ -394,18 +462,27 @@ pub fn extract_audio_to_wav(video: &Path, wav: &Path, target_rate: Option<u32>) 
     let tmp = wav.with_extension("wav.tmp");
     write_wav_mono_i16(&tmp, &clip.samples, clip.sample_rate)?;
     std::fs::rename(&tmp, wav).map_err(|e| DataError::io(wav, e))?;
-    Ok(WavInfo {
+    let info = WavInfo {
         sample_rate: clip.sample_rate,
         channels: 1,
         frames: clip.samples.len() as u64,
         bits: 16,
         float: false,
-    })
+    };
+    Ok((info, offset))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn align_pads_late_and_trims_early_tracks() {
+        assert_eq!(align_to_video(vec![1.0, 2.0, 3.0], 0.2, 10), Some(vec![0.0, 0.0, 1.0, 2.0, 3.0]));
+        assert_eq!(align_to_video(vec![1.0, 2.0, 3.0], -0.1, 10), Some(vec![2.0, 3.0]));
+        assert_eq!(align_to_video(vec![1.0, 2.0, 3.0], 0.0, 10), Some(vec![1.0, 2.0, 3.0]));
+        assert_eq!(align_to_video(vec![1.0, 2.0, 3.0], -0.3, 10), None);
+    }
 
     #[test]
     fn loop_segment_wraps() {

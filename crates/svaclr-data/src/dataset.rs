@@ -232,7 +232,7 @@ impl ClipDataset {
         match &item.audio {
             Some(wav) => audio::read_wav_window(wav, start_sec, seconds),
             None => match audio::decode_container_audio(&item.video) {
-                Ok(clip) => {
+                Ok(audio::ContainerAudio { clip, .. }) => {
                     let rate = f64::from(clip.sample_rate);
                     let start = (start_sec.max(0.0) * rate).round() as usize;
                     let n = (seconds * rate).ceil() as usize + 1;

@@ -25,6 +25,11 @@ pub struct ManifestEntry {
     pub video: PathBuf,
     /// Audio file (wav), relative or absolute; `None` to use the video container's audio track.
     pub audio: Option<PathBuf>,
+    /// Seconds by which the video's own audio track started after its first video frame (negative: before), as
+    /// `prepare` found it; the wav is already aligned (padded with silence or trimmed) so that its sample 0 is the
+    /// first frame. Absent for wavs that did not come from the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_offset: Option<f64>,
     /// Duration in seconds.
     pub duration: f64,
     /// The video's native frame rate.
@@ -133,6 +138,7 @@ mod tests {
             id: id.into(),
             video: format!("v/{id}.mkv").into(),
             audio: Some(format!("a/{id}.wav").into()),
+            audio_offset: None,
             duration: 4.0,
             fps: 25.0,
             label,

@@ -10,6 +10,10 @@
 //! whose timestamp is nearest (ties go to the earlier frame); this resamples any native frame rate to the
 //! requested one. Frames are scaled by FFmpeg (area filter) so that the short side has the requested length.
 //!
+//! Rotation metadata (a display matrix, as phones write) is applied as players apply it: frames come out turned
+//! by 90, 180 or 270 degrees clockwise, with width and height swapped for a quarter turn; [`probe`] reports
+//! the displayed size. Other angles and mirrorings are not applied.
+//!
 //! MP4/MOV edit lists are ignored (`ignore_editlist=1`, see docs/build-notes: files written by video-rs would
 //! otherwise lose their last frame); times are measured from the stream's `start_time`, so a composition offset
 //! does not shift the timeline.
@@ -49,10 +53,12 @@ pub struct VideoInfo {
     pub duration: f64,
     /// Native frame rate (average rate when known).
     pub fps: f64,
-    /// Frame width in pixels.
+    /// Frame width in pixels, as displayed (after rotation).
     pub width: u32,
-    /// Frame height in pixels.
+    /// Frame height in pixels, as displayed (after rotation).
     pub height: u32,
+    /// Clockwise rotation players apply to the coded frames (0, 90, 180 or 270).
+    pub rotation: u32,
     /// Whether the container has an audio stream.
     pub has_audio: bool,
     /// Sample rate of the best audio stream.
@@ -84,8 +90,24 @@ pub fn probe(path: &Path) -> Result<VideoInfo, DataError> {
     let tb = f64::from(vs.time_base());
     let stream_duration =
         (vs.duration() > 0 && vs.duration() != ffmpeg::ffi::AV_NOPTS_VALUE).then(|| vs.duration() as f64 * tb);
-    let container_duration = (ictx.duration() > 0).then(|| ictx.duration() as f64 / AV_TIME_BASE);
+    // Durations are counted from the video's first frame (its stream's start time), as frame times are.
+    let video_start = (vs.start_time() != ffmpeg::ffi::AV_NOPTS_VALUE).then(|| vs.start_time() as f64 * tb);
+    // The container's start is its earliest stream's (as FFmpeg computes the format's start time).
+    let container_start = ictx
+        .streams()
+        .filter(|st| st.start_time() != ffmpeg::ffi::AV_NOPTS_VALUE)
+        .map(|st| st.start_time() as f64 * f64::from(st.time_base()))
+        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
+        .unwrap_or(0.0);
+    let container_duration = (ictx.duration() > 0)
+        .then(|| container_start + ictx.duration() as f64 / AV_TIME_BASE - video_start.unwrap_or(container_start));
+    // Matroska and WebM keep no per-stream duration in the header but tag each track with its end time
+    // (`DURATION`); the container's duration is the longest stream's, which for a video shorter than its audio is
+    // not the video's.
+    let tagged_duration =
+        vs.metadata().get("DURATION").and_then(parse_clock).map(|end| end - video_start.unwrap_or(0.0));
     let duration = stream_duration
+        .or(tagged_duration)
         .or(container_duration)
         .filter(|d| d.is_finite() && *d > 0.0)
         .ok_or_else(|| open_err(path, "unknown or zero duration"))?;
@@ -106,6 +128,8 @@ pub fn probe(path: &Path) -> Result<VideoInfo, DataError> {
     if width == 0 || height == 0 {
         return Err(open_err(path, "video stream has no frame size"));
     }
+    let rotation = display_rotation(&vs);
+    let (width, height) = if rotation % 180 == 90 { (height, width) } else { (width, height) };
     let (has_audio, audio_rate, audio_channels) = match ictx.streams().best(ffmpeg::media::Type::Audio) {
         None => (false, None, None),
         Some(a) => {
@@ -117,7 +141,85 @@ pub fn probe(path: &Path) -> Result<VideoInfo, DataError> {
             }
         }
     };
-    Ok(VideoInfo { duration, fps, width, height, has_audio, audio_rate, audio_channels })
+    Ok(VideoInfo { duration, fps, width, height, rotation, has_audio, audio_rate, audio_channels })
+}
+
+/// The clockwise rotation (0, 90, 180 or 270 degrees) players apply to a stream's frames, read from its display
+/// matrix as FFmpeg's command-line tool reads it (`-round(av_display_rotation_get)`, taken modulo 360). Angles
+/// more than one degree from a quarter turn, and streams without a matrix, give 0.
+pub fn display_rotation(stream: &ffmpeg::format::stream::Stream) -> u32 {
+    let Some(side) = stream.side_data().find(|d| d.kind() == ffmpeg::codec::packet::side_data::Type::DisplayMatrix)
+    else {
+        return 0;
+    };
+    let bytes = side.data();
+    if bytes.len() < 36 {
+        return 0;
+    }
+    let m: Vec<f64> = bytes[..36]
+        .chunks_exact(4)
+        .map(|b| f64::from(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])) / 65_536.0)
+        .collect();
+    rotation_of_matrix(&m)
+}
+
+/// Clockwise quarter turn of a 3x3 display matrix (row-major, 16.16 entries already divided by 2^16).
+fn rotation_of_matrix(m: &[f64]) -> u32 {
+    let (s0, s1) = (m[0].hypot(m[3]), m[1].hypot(m[4]));
+    if s0 == 0.0 || s1 == 0.0 {
+        return 0;
+    }
+    // av_display_rotation_get gives the counter-clockwise angle -atan2(b / s1, a / s0); players turn the frame
+    // clockwise by minus its rounded value.
+    let ccw = -(m[1] / s1).atan2(m[0] / s0).to_degrees();
+    let cw = (-ccw.round()).rem_euclid(360.0);
+    [0u32, 90, 180, 270, 360].into_iter().find(|q| (cw - f64::from(*q)).abs() <= 1.0).map_or(0, |q| q % 360)
+}
+
+/// Turn an RGB24 frame (`[height, width, 3]`) clockwise by `rotation` degrees (0, 90, 180 or 270); returns the
+/// frame and its new `(width, height)`.
+pub fn rotate_rgb(src: &[u8], width: usize, height: usize, rotation: u32) -> (Vec<u8>, usize, usize) {
+    let (w, h) = (width, height);
+    let px = |x: usize, y: usize| &src[(y * w + x) * 3..(y * w + x) * 3 + 3];
+    let mut out = Vec::with_capacity(src.len());
+    match rotation {
+        90 => {
+            for y in 0..w {
+                for x in 0..h {
+                    out.extend_from_slice(px(y, h - 1 - x));
+                }
+            }
+            (out, h, w)
+        }
+        180 => {
+            for y in 0..h {
+                for x in 0..w {
+                    out.extend_from_slice(px(w - 1 - x, h - 1 - y));
+                }
+            }
+            (out, w, h)
+        }
+        270 => {
+            for y in 0..w {
+                for x in 0..h {
+                    out.extend_from_slice(px(w - 1 - y, x));
+                }
+            }
+            (out, h, w)
+        }
+        _ => (src.to_vec(), w, h),
+    }
+}
+
+/// Seconds of an `HH:MM:SS.fraction` clock (Matroska's `DURATION` tag).
+fn parse_clock(s: &str) -> Option<f64> {
+    let mut parts = s.trim().split(':');
+    let (h, m, sec) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let v = h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + sec.parse::<f64>().ok()?;
+    (v.is_finite() && v > 0.0).then_some(v)
 }
 
 /// Output frame size `(width, height)` when the short side is scaled to `short_side` (aspect kept, long side
@@ -257,6 +359,8 @@ struct Opened {
     origin: f64,
     /// Seconds per timestamp unit.
     tb: f64,
+    /// Clockwise rotation to apply to every frame.
+    rotation: u32,
 }
 
 fn open_stream(path: &Path) -> Result<Opened, DataError> {
@@ -268,6 +372,7 @@ fn open_stream(path: &Path) -> Result<Opened, DataError> {
     let tb = f64::from(stream_tb);
     let origin = if st.start_time() != ffmpeg::ffi::AV_NOPTS_VALUE { st.start_time() as f64 * tb } else { 0.0 };
     let native_fps = rational_to_f64(st.avg_frame_rate()).or_else(|| rational_to_f64(st.rate())).unwrap_or(0.0);
+    let rotation = display_rotation(&st);
     let mut decoder = ffmpeg::codec::context::Context::from_parameters(st.parameters())
         .and_then(|c| c.decoder().video())
         .map_err(|e| open_err(path, format!("video codec: {e}")))?;
@@ -283,6 +388,7 @@ fn open_stream(path: &Path) -> Result<Opened, DataError> {
         native_fps,
         origin,
         tb,
+        rotation,
     })
 }
 
@@ -293,9 +399,11 @@ struct Candidate {
     rgb: Option<Arc<Vec<u8>>>,
 }
 
-/// Scales decoded frames to RGB24 at the output size (FFmpeg's area filter), created for the first frame.
+/// Scales decoded frames to RGB24 at the output size (FFmpeg's area filter), created for the first frame, then
+/// turns them by the stream's rotation.
 struct Converter {
     out: (u32, u32),
+    rotation: u32,
     scaler: Option<(ffmpeg::software::scaling::Context, ffmpeg::format::Pixel, u32, u32)>,
 }
 
@@ -323,7 +431,9 @@ impl Converter {
         if let Some((ctx, ..)) = self.scaler.as_mut() {
             ctx.run(f, &mut rgb).map_err(|e| decode_err(path, format!("scaler: {e}")))?;
         }
-        let data = Arc::new(frame_to_rgb(&rgb, self.out.0 as usize, self.out.1 as usize));
+        let (w, h) = (self.out.0 as usize, self.out.1 as usize);
+        let upright = frame_to_rgb(&rgb, w, h);
+        let data = Arc::new(if self.rotation == 0 { upright } else { rotate_rgb(&upright, w, h, self.rotation).0 });
         c.rgb = Some(Arc::clone(&data));
         Ok(data)
     }
@@ -341,10 +451,10 @@ fn frame_to_rgb(frame: &ffmpeg::frame::Video, width: usize, height: usize) -> Ve
 }
 
 fn decode_pass(path: &Path, times: &[f64], short_side: usize, allow_seek: bool) -> Result<DecodedFrames, PassError> {
-    let Opened { mut stream, size, native_fps, origin, tb } = open_stream(path)?;
+    let Opened { mut stream, size, native_fps, origin, tb, rotation } = open_stream(path)?;
     let (ow, oh) = output_size(size.0, size.1, short_side);
-    let (width, height) = (ow as usize, oh as usize);
-    let mut conv = Converter { out: (ow, oh), scaler: None };
+    let (width, height) = if rotation % 180 == 90 { (oh as usize, ow as usize) } else { (ow as usize, oh as usize) };
+    let mut conv = Converter { out: (ow, oh), rotation, scaler: None };
     let mut order: Vec<usize> = (0..times.len()).collect();
     order.sort_by(|&a, &b| times[a].total_cmp(&times[b]));
     let sorted: Vec<f64> = order.iter().map(|&i| times[i]).collect();
@@ -353,7 +463,8 @@ fn decode_pass(path: &Path, times: &[f64], short_side: usize, allow_seek: bool) 
         return Ok(DecodedFrames { width, height, frames: Vec::new(), timestamps: Vec::new(), decoded_frames: 0 });
     }
     let t_first = sorted[0];
-    if allow_seek && t_first > SEEK_MIN_SECONDS {
+    let seeked = allow_seek && t_first > SEEK_MIN_SECONDS;
+    if seeked {
         let target = ((t_first + origin) * AV_TIME_BASE) as i64;
         // Keyframe at or before the target: max_ts = target.
         if stream.reader.input.seek(target, ..target + 1).is_err() {
@@ -371,6 +482,11 @@ fn decode_pass(path: &Path, times: &[f64], short_side: usize, allow_seek: bool) 
             Some(ts) => ts as f64 * tb - origin,
             None => prev.as_ref().map_or(0.0, |c| c.t + frame_period),
         };
+        // A seek must land at or before the first requested time, or an earlier frame might have been the nearest
+        // (some containers, MPEG-TS among them, seek imprecisely): decode from the start instead.
+        if seeked && prev.is_none() && t > t_first {
+            return Err(PassError::SeekFailed);
+        }
         let mut current = Candidate { t, frame, rgb: None };
         while p < sorted.len() && sorted[p] < t {
             let req = sorted[p];
@@ -384,6 +500,9 @@ fn decode_pass(path: &Path, times: &[f64], short_side: usize, allow_seek: bool) 
         prev = Some(current);
     }
     let Some(mut last) = prev else {
+        if seeked {
+            return Err(PassError::SeekFailed);
+        }
         return Err(decode_err(path, "no frame could be decoded").into());
     };
     if p < sorted.len() {
@@ -432,5 +551,45 @@ mod tests {
         assert_eq!(output_size(240, 320, 128), (128, 171));
         assert_eq!(output_size(320, 240, 0), (320, 240));
         assert_eq!(output_size(100, 100, 64), (64, 64));
+    }
+
+    #[test]
+    fn matroska_duration_tags_parse() {
+        assert_eq!(parse_clock("00:00:03.000000000"), Some(3.0));
+        assert_eq!(parse_clock("01:02:03.5"), Some(3723.5));
+        assert_eq!(parse_clock("3.0"), None);
+        assert_eq!(parse_clock("00:00:00.000"), None);
+        assert_eq!(parse_clock("aa:00:01"), None);
+    }
+
+    #[test]
+    fn rotations_turn_clockwise() {
+        // 3x2 frame, pixel value = its index.
+        let src: Vec<u8> = (0..6u8).flat_map(|i| [i, i, i]).collect();
+        let grey = |v: &[u8]| v.chunks(3).map(|p| p[0]).collect::<Vec<_>>();
+        // 0 1 2      clockwise:  3 0
+        // 3 4 5                  4 1
+        //                        5 2
+        let (r, w, h) = rotate_rgb(&src, 3, 2, 90);
+        assert_eq!((grey(&r), w, h), (vec![3, 0, 4, 1, 5, 2], 2, 3));
+        let (r, w, h) = rotate_rgb(&src, 3, 2, 180);
+        assert_eq!((grey(&r), w, h), (vec![5, 4, 3, 2, 1, 0], 3, 2));
+        let (r, w, h) = rotate_rgb(&src, 3, 2, 270);
+        assert_eq!((grey(&r), w, h), (vec![2, 5, 1, 4, 0, 3], 2, 3));
+    }
+
+    #[test]
+    fn display_matrices_give_player_rotations() {
+        // The matrices FFmpeg's av_display_rotation_set(ccw) writes: [cos, -sin, 0; sin, cos, 0; 0, 0, 1].
+        let set = |ccw: f64| {
+            let (s, c) = ccw.to_radians().sin_cos();
+            vec![c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0]
+        };
+        // `ffmpeg -display_rotation 90` (counter-clockwise) is shown turned 270 degrees clockwise.
+        assert_eq!(rotation_of_matrix(&set(90.0)), 270);
+        assert_eq!(rotation_of_matrix(&set(-90.0)), 90);
+        assert_eq!(rotation_of_matrix(&set(180.0)), 180);
+        assert_eq!(rotation_of_matrix(&set(0.0)), 0);
+        assert_eq!(rotation_of_matrix(&set(45.0)), 0);
     }
 }

@@ -543,6 +543,7 @@ fn manifest_entries(cfg: &SynthConfig, split: Split, classes: &[ClassInfo]) -> V
                 id,
                 video,
                 audio: Some(audio),
+                audio_offset: None,
                 duration: cfg.duration(),
                 fps: f64::from(cfg.fps),
                 label,

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use realfft::RealFftPlanner;
 use svaclr_data::encode::{write_av, write_video};
 
 /// Width and height of pattern videos.
@@ -129,6 +130,7 @@ pub fn synthetic_manifest(dir: &Path, frames: &[usize], audio_secs: &[f64], spli
             id: format!("clip{i}"),
             video: PathBuf::from(format!("v{i}.mkv")),
             audio: Some(PathBuf::from(format!("a{i}.wav"))),
+            audio_offset: None,
             duration: (n - 1) as f64 / 25.0,
             fps: 25.0,
             label: Some(i % 3),
@@ -140,4 +142,58 @@ pub fn synthetic_manifest(dir: &Path, frames: &[usize], audio_secs: &[f64], spli
     let m = dir.join("manifest.jsonl");
     svaclr_data::Manifest::save(&m, &entries).expect("save manifest");
     m
+}
+
+/// Run the ffmpeg command-line tool (`cargo xtask setup` installs it) with `args`; panics with its stderr.
+pub fn ffmpeg(args: &[&str]) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(args)
+        .output()
+        .expect("the ffmpeg command-line tool is needed by this test (cargo xtask setup installs it)");
+    assert!(out.status.success(), "ffmpeg {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Raw RGB24 of the first frame ffmpeg's command-line tool shows for `path` (rotation applied as players do).
+pub fn ffmpeg_first_frame(path: &Path) -> Vec<u8> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// The python that has PyAV: `SVACLR_PYTHON` (set by `cargo xtask test`), else the torch venv's when it exists.
+/// `None` outside CI when neither is there; in CI (`CI` set) a missing python fails the test.
+pub fn python_with_av() -> Option<PathBuf> {
+    let candidates = std::env::var_os("SVACLR_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/svaclr/torch-2.9.0/bin/python")));
+    for py in candidates {
+        let ok = std::process::Command::new(&py).args(["-c", "import av, numpy"]).output();
+        if ok.is_ok_and(|o| o.status.success()) {
+            return Some(py);
+        }
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must provide PyAV: set SVACLR_PYTHON (cargo xtask test does)");
+    None
+}
+
+/// The strongest frequency of `x` (Hann-windowed FFT), in Hz.
+pub fn peak_hz(x: &[f32], rate: u32) -> f64 {
+    let n = x.len();
+    let fft = RealFftPlanner::<f64>::new().plan_fft_forward(n);
+    let mut input: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| f64::from(*v) * (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()))
+        .collect();
+    let mut spec = fft.make_output_vec();
+    fft.process(&mut input, &mut spec).expect("fft");
+    let k = (1..spec.len()).max_by(|&a, &b| spec[a].norm().total_cmp(&spec[b].norm())).expect("bins");
+    k as f64 * f64::from(rate) / n as f64
 }

@@ -215,6 +215,7 @@ fn container_audio_and_missing_audio() {
         id: id.into(),
         video: file.into(),
         audio: None,
+        audio_offset: None,
         duration: 74.0 / 25.0,
         fps: 25.0,
         label: Some(0),

@@ -6,4 +6,5 @@ mod dataset;
 mod decode;
 mod loader;
 mod logmel;
+mod media;
 mod prepare;
