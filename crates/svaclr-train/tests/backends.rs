@@ -237,12 +237,20 @@ fn one_sgd_step_of_the_whole_model_agrees() {
             (value, before, change)
         };
         let identity: Vec<usize> = (0..clips).collect();
-        // The same video, each value moved by a few units in the last place of float32 (relative 2^-22).
-        let nudged = video.clone()
-            * (Tensor::<5>::random(video.shape(), Distribution::Uniform(-1.0, 1.0), &flex) * 2f64.powi(-22) + 1.0);
+        // The same video, each value moved by a few units in the last place of float32 (relative 2^-22), with
+        // NUDGES independent draws: how far float32 rounding alone moves a tensor's change is itself a noisy
+        // quantity (one draw measured 2.3e-3 for the cancelling stem on an AMD EPYC, 1.7e-2 on a Xeon), so the
+        // bound takes the largest of several.
+        const NUDGES: u64 = 4;
         let (lf, bf, cf) = step(&flex.clone().autodiff(), &identity, &video);
         let (_, _, cp) = step(&flex.clone().autodiff(), &[2, 0, 3, 1], &video);
-        let (_, _, cn) = step(&flex.clone().autodiff(), &identity, &nudged);
+        let nudged_changes: Vec<Vec<(String, Vec<f32>)>> = (0..NUDGES)
+            .map(|k| {
+                flex.seed(1000 + k);
+                let nudge = Tensor::<5>::random(video.shape(), Distribution::Uniform(-1.0, 1.0), &flex);
+                step(&flex.clone().autodiff(), &identity, &(video.clone() * (nudge * 2f64.powi(-22) + 1.0))).2
+            })
+            .collect();
         let (lt, bt, ct) = step(&tch().autodiff(), &identity, &video);
         assert_close(&format!("{input}: loss"), &[lt], &[lf], 1e-5);
         assert_eq!(cf.len(), ct.len());
@@ -252,9 +260,10 @@ fn one_sgd_step_of_the_whole_model_agrees() {
             a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs())) / largest
         };
         let mut worst = (0.0f64, 0.0f64, String::new());
-        for (i, ((((name, df), (_, dt)), (_, dp)), (_, dn))) in cf.iter().zip(&ct).zip(&cp).zip(&cn).enumerate() {
+        for (i, (((name, df), (_, dt)), (_, dp))) in cf.iter().zip(&ct).zip(&cp).enumerate() {
             assert_eq!(bf[i].1, bt[i].1, "{name}: initial weights differ between backends");
-            let (err, intrinsic) = (spread(df, dt), spread(df, dp).max(spread(df, dn)));
+            let nudged = nudged_changes.iter().map(|c| spread(df, &c[i].1)).fold(0.0f64, f64::max);
+            let (err, intrinsic) = (spread(df, dt), spread(df, dp).max(nudged));
             let bound = RTOL.max(INTRINSIC_FACTOR * intrinsic);
             assert!(
                 err <= bound,
