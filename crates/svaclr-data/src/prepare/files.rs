@@ -114,7 +114,8 @@ pub(crate) fn norm_split(s: &str) -> Option<String> {
 pub(crate) struct FileIndex {
     by_stem: HashMap<String, PathBuf>,
     by_name: HashMap<String, PathBuf>,
-    by_folder: HashMap<(String, String), PathBuf>,
+    /// Every file of a name, in path order.
+    all_by_name: HashMap<String, Vec<PathBuf>>,
 }
 
 fn is_empty_file(p: &Path) -> bool {
@@ -132,20 +133,28 @@ fn insert<K: std::hash::Hash + Eq>(map: &mut HashMap<K, PathBuf>, key: K, f: &Pa
 
 impl FileIndex {
     pub(crate) fn new(files: &[PathBuf]) -> Self {
-        let (mut by_stem, mut by_name, mut by_folder) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let (mut by_stem, mut by_name) = (HashMap::new(), HashMap::new());
+        let mut all_by_name: HashMap<String, Vec<PathBuf>> = HashMap::new();
         for f in files {
             insert(&mut by_stem, stem(f), f);
             insert(&mut by_name, file_name(f), f);
-            let folder = f.parent().map(file_name).unwrap_or_default();
-            insert(&mut by_folder, (folder, file_name(f)), f);
+            all_by_name.entry(file_name(f)).or_default().push(f.clone());
         }
-        Self { by_stem, by_name, by_folder }
+        Self { by_stem, by_name, all_by_name }
     }
 
-    /// The video named `name` in a folder named `folder` (UCF101 and HMDB51 keep each class in its own folder, and a
-    /// file of that name in another class's folder is another clip).
-    pub(crate) fn in_folder(&self, folder: &str, name: &str) -> Option<&PathBuf> {
-        self.by_folder.get(&(folder.to_string(), name.to_string()))
+    /// The video named `name` in the folder of class `class` (UCF101 and HMDB51 keep each class in its own folder,
+    /// and a file of that name in another class's folder is another clip): its parent folder named `class`, else the
+    /// nearest enclosing folder so named (a class folder with subfolders), compared without case (UCF101's own lists
+    /// write `HandstandPushups` for files named `v_HandStandPushups_*`). A non-empty file wins over an empty one.
+    pub(crate) fn in_folder(&self, class: &str, name: &str) -> Option<&PathBuf> {
+        let files = self.all_by_name.get(name)?;
+        let depth_of_class = |f: &PathBuf| f.ancestors().skip(1).position(|a| file_name(a).eq_ignore_ascii_case(class));
+        files
+            .iter()
+            .filter_map(|f| depth_of_class(f).map(|d| (is_empty_file(f), d, f)))
+            .min_by_key(|(empty, d, _)| (*empty, *d))
+            .map(|(_, _, f)| f)
     }
 
     /// The video whose stem is exactly `stem` (any extension).

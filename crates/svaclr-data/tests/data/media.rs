@@ -311,10 +311,29 @@ fn frames_taken_at_given_times_equal_pyav_frames() {
         ("mjpeg.avi", vec!["-f", "lavfi", "-i", &s15, "-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]),
         // H.264 and MP2 in MPEG-TS (named .mpg, as downloads often are): timestamps start at 1.4 s, one keyframe, and
         // a seek lands where nothing decodes (the decoder must start again from the top).
-        ("h264_mp2_ts.mpg", vec![
-            "-f", "lavfi", "-i", &s25, "-f", "lavfi", "-i", "sine=f=440:r=48000:d=3", "-c:v", "libx264", "-g", "250",
-            "-pix_fmt", "yuv420p", "-c:a", "mp2", "-f", "mpegts",
-        ]),
+        (
+            "h264_mp2_ts.mpg",
+            vec![
+                "-f",
+                "lavfi",
+                "-i",
+                &s25,
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=f=440:r=48000:d=3",
+                "-c:v",
+                "libx264",
+                "-g",
+                "250",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "mp2",
+                "-f",
+                "mpegts",
+            ],
+        ),
     ];
     for (name, mut args) in files {
         let out = p(name);

@@ -368,12 +368,15 @@ fn fold_lists_name_class_folders_and_may_hold_spaces() {
     let vids = root.join("UCF-101");
     clip(&vids.join("Bowling"), "v_Drumming_g01_c02.avi", true);
     clip(&vids.join("Bowling"), "v_Bowling_g01_c01 copy.avi", true);
+    // UCF101's own quirk: the list says HandstandPushups/, the folder is HandStandPushups/.
+    clip(&vids.join("HandStandPushups"), "v_HandStandPushups_g01_c01.avi", true);
     let lists = root.join("ucfTrainTestlist");
     mkdirs(&lists);
-    fs::write(lists.join("classInd.txt"), "1 Bowling\n2 Drumming\n").expect("w");
+    fs::write(lists.join("classInd.txt"), "1 Bowling\n2 Drumming\n3 HandstandPushups\n").expect("w");
     fs::write(
         lists.join("trainlist01.txt"),
-        "Drumming/v_Drumming_g01_c02.avi 2\nBowling/v_Bowling_g01_c01 copy.avi 1\n",
+        "Drumming/v_Drumming_g01_c02.avi 2\nBowling/v_Bowling_g01_c01 copy.avi 1\n\
+         HandstandPushups/v_HandStandPushups_g01_c01.avi 3\n",
     )
     .expect("w");
     fs::write(lists.join("testlist01.txt"), "").expect("w");
@@ -383,22 +386,28 @@ fn fold_lists_name_class_folders_and_may_hold_spaces() {
         .expect("w");
     let r = prepare(&opts(DatasetKind::Ucf101, &root, &tmp.path().join("out"))).expect("ucf");
     let why = reasons(&r);
-    assert_eq!((r.listed, r.indexed), (2, 1), "{why:?}");
+    assert_eq!((r.listed, r.indexed), (3, 2), "{why:?}");
     assert!(why.iter().any(|w| w.contains("Drumming/v_Drumming_g01_c02.avi") && w.contains("not found")), "{why:?}");
     let m = Manifest::load(&tmp.path().join("out/manifest_fold1.jsonl")).expect("manifest");
-    assert_eq!(m.entries[0].id, "v_Bowling_g01_c01 copy");
+    let ids: Vec<&str> = m.entries.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, vec!["v_Bowling_g01_c01 copy", "v_HandStandPushups_g01_c01"]);
 
     // HMDB51: a name with spaces, and a split mark that is not 0, 1 or 2.
     let root = tmp.path().join("hmdb");
     clip(&root.join("laugh"), "Big Fish_laugh_h_nm_np1_fr_goo_0.avi", true);
     clip(&root.join("laugh"), "other_laugh.avi", true);
+    // A class folder with subfolders.
+    clip(&root.join("laugh").join("extra").join("a"), "deep_laugh.avi", true);
     let splits = root.join("testTrainMulti_7030_splits");
     mkdirs(&splits);
-    fs::write(splits.join("laugh_test_split1.txt"), "Big Fish_laugh_h_nm_np1_fr_goo_0.avi 1 \nother_laugh.avi 7\n")
-        .expect("w");
+    fs::write(
+        splits.join("laugh_test_split1.txt"),
+        "Big Fish_laugh_h_nm_np1_fr_goo_0.avi 1 \nother_laugh.avi 7\ndeep_laugh.avi 2\n",
+    )
+    .expect("w");
     let r = prepare(&opts(DatasetKind::Hmdb51, &root, &tmp.path().join("hout"))).expect("hmdb");
     let why = reasons(&r);
-    assert_eq!((r.listed, r.indexed), (2, 1), "{why:?}");
+    assert_eq!((r.listed, r.indexed), (3, 2), "{why:?}");
     assert!(
         why.iter().any(|w| w.contains("laugh_test_split1.txt:2") && w.contains("unknown split mark '7'")),
         "{why:?}"
