@@ -24,7 +24,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::util;
+use crate::{torch, util};
 
 const KERNELS: [&str; 2] = ["info_nce", "soft_info_nce"];
 const NS: [usize; 3] = [64, 256, 512];
@@ -163,7 +163,7 @@ fn run_criterion(cases: &[Case], quick: bool, tch: bool, home: &Path) -> Result<
     let filter = format!("^({})$", ids.join("|"));
     let (warm_up, measure) = if quick { ("0.3", "1") } else { ("1", "3") };
     let features = tch.then_some("tch");
-    let mut cmd = util::cargo_for_features(features)?;
+    let mut cmd = torch::cargo_for_features(features)?;
     cmd.env("RAYON_NUM_THREADS", THREADS.to_string())
         .env("OMP_NUM_THREADS", THREADS.to_string())
         .env("CRITERION_HOME", home);
@@ -181,10 +181,10 @@ fn run_criterion(cases: &[Case], quick: bool, tch: bool, home: &Path) -> Result<
 
 /// PyTorch medians (ms) by case id, or `None` without the torch venv.
 fn run_torch(cases: &[Case], quick: bool) -> Result<Option<(BTreeMap<String, f64>, String)>> {
-    let Some(py) = util::torch_python() else {
+    let Some(py) = torch::python_if_ready() else {
         eprintln!(
             "bench: no torch venv at {} (cargo xtask setup --torch); the PyTorch column stays empty",
-            util::torch_venv_path().display()
+            torch::venv_path().display()
         );
         return Ok(None);
     };

@@ -16,7 +16,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::{parity, util};
+use crate::{torch, util};
 
 const DEFAULT_CASES: [&str; 4] = [
     "r2plus1d_18:tiny:2,3,8,64,64",
@@ -57,7 +57,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let load = load_average();
     // Burn and PyTorch alternate case by case, so that a change in machine load skews both sides alike.
-    let py = parity::python()?;
+    let py = torch::python()?;
     let read = |p: &std::path::Path| -> Result<Vec<Value>> {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
@@ -125,7 +125,7 @@ pub fn run(args: &[String]) -> Result<()> {
 /// and never wait for cargo's build lock between cases.
 fn build_bench(tch: bool) -> Result<std::path::PathBuf> {
     let features = tch.then_some("svaclr-models/tch");
-    let mut cmd = util::cargo_for_features(features)?;
+    let mut cmd = torch::cargo_for_features(features)?;
     cmd.args([
         "bench",
         "-p",

@@ -23,7 +23,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::util;
+use crate::{torch, util};
 
 /// Threads for both sides (`RAYON_NUM_THREADS`, `torch.set_num_threads`).
 const THREADS: usize = 2;
@@ -144,11 +144,11 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let (burn_json, torch_json) = (work.join("pretrain_burn.json"), work.join("pretrain_torch.json"));
     let exe = build_bench()?;
-    let py = util::torch_python();
+    let py = torch::python_if_ready();
     if py.is_none() {
         eprintln!(
             "bench pretrain: no torch venv at {} (cargo xtask setup --torch); the PyTorch row stays empty",
-            util::torch_venv_path().display()
+            torch::venv_path().display()
         );
     }
     let (warmup, steps, threads) = (o.warmup.to_string(), o.steps.to_string(), THREADS.to_string());

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 
-use crate::{parity, setup, util};
+use crate::{parity, setup, torch, util};
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut release = true;
@@ -20,7 +20,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     setup::run(&[])?;
-    let mut cmd = util::cargo_for_features(features.as_deref())?;
+    let mut cmd = torch::cargo_for_features(features.as_deref())?;
     cmd.args(["build", "-p", "svaclr-cli", "--bin", "svaclr"]);
     if release {
         cmd.arg("--release");

@@ -11,6 +11,7 @@ mod reproduce;
 mod setup;
 mod test;
 mod tidy;
+mod torch;
 mod util;
 
 use anyhow::Result;

@@ -17,10 +17,10 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::{setup, util};
+use crate::{torch, util};
 
 /// The relative tolerance of the issue (float32 through 18 layers lands near 1e-6).
-const DEFAULT_TOL: f64 = 1e-4;
+pub const DEFAULT_TOL: f64 = 1e-4;
 const ARCHS: [&str; 3] = ["r2plus1d_18", "r3d_18", "audio_resnet9"];
 const SCRIPT: &str = "scripts/reference/torchvision_video_reference.py";
 
@@ -42,14 +42,6 @@ pub fn svaclr_binary(release: bool) -> PathBuf {
     target.join(if release { "release" } else { "debug" }).join("svaclr")
 }
 
-/// The torch venv's python, creating the venv when missing.
-pub fn python() -> Result<PathBuf> {
-    match util::torch_python() {
-        Some(py) => Ok(py),
-        None => setup::ensure_torch_venv(),
-    }
-}
-
 pub fn run(args: &[String]) -> Result<()> {
     let mut tol = DEFAULT_TOL;
     let mut keep = false;
@@ -66,15 +58,19 @@ pub fn run(args: &[String]) -> Result<()> {
             other => bail!("parity: unknown option '{other}' (expected --tol T, --keep, --features F)"),
         }
     }
-    let py = python()?;
-    // The same features as the caller's build (`cargo xtask test` passes its own), so this build reuses it.
-    let mut build = util::cargo_for_features(features.as_deref())?;
+    let mut build = torch::cargo_for_features(features.as_deref())?;
     build.args(["build", "-p", "svaclr-cli"]);
     if let Some(f) = &features {
         build.args(["--features", f]);
     }
     util::run(&mut build)?;
-    let svaclr = svaclr_binary(false);
+    check(&svaclr_binary(false), tol, keep)
+}
+
+/// Steps 1-4 of the module docs with an `svaclr` binary already built (`cargo xtask test` passes the one its
+/// workspace test build made, so that Burn is compiled once).
+pub fn check(svaclr: &Path, tol: f64, keep: bool) -> Result<()> {
+    let py = torch::python()?;
     let root = util::root();
     let script = root.join(SCRIPT);
     let out_root = root.join("target/parity");
@@ -100,7 +96,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 (format!("{arch}.safetensors"), "burn_from_safetensors.safetensors"),
             ] {
                 util::run(
-                    Command::new(&svaclr)
+                    Command::new(svaclr)
                         .args(["forward", "--arch", arch, "--weights"])
                         .arg(f(&weights))
                         .arg("--input")
@@ -112,14 +108,14 @@ pub fn run(args: &[String]) -> Result<()> {
             let bpk = f(&format!("{arch}.bpk"));
             let export = f(&format!("{arch}_export.safetensors"));
             util::run(
-                Command::new(&svaclr)
+                Command::new(svaclr)
                     .args(["import", "--arch", arch, "--from"])
                     .arg(f(&format!("{arch}.pth")))
                     .arg("--out")
                     .arg(&bpk),
             )?;
             util::run(
-                Command::new(&svaclr).args(["export", "--arch", arch, "--weights"]).arg(&bpk).arg("--out").arg(&export),
+                Command::new(svaclr).args(["export", "--arch", arch, "--weights"]).arg(&bpk).arg("--out").arg(&export),
             )?;
             let mut check = Command::new(&py);
             check.arg(&script).arg("check").arg(&dir).args(["--arch", arch, "--tol", &tol.to_string(), "--outputs"]);

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::{parity, setup, util};
+use crate::{parity, setup, torch, util};
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some((table, rest)) = args.split_first() else {
@@ -33,7 +33,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     setup::run(&[])?;
-    let mut build = util::cargo_for_features(features.as_deref())?;
+    let mut build = torch::cargo_for_features(features.as_deref())?;
     build.args(["build", "-p", "svaclr-cli"]);
     if !debug {
         build.arg("--release");

@@ -47,7 +47,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     ensure_debian_packages(&wanted)?;
     if torch {
-        ensure_torch_venv()?;
+        crate::torch::ensure_venv()?;
     }
     Ok(())
 }
@@ -79,26 +79,4 @@ pub fn ensure_debian_packages(pkgs: &[&str]) -> Result<()> {
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing),
     )
-}
-
-/// Create the torch venv from PyPI unless a usable one exists (it is cached per user, so reruns are instant).
-pub fn ensure_torch_venv() -> Result<std::path::PathBuf> {
-    if let Some(py) = util::torch_python() {
-        eprintln!("setup: torch venv ready at {}", util::torch_venv_path().display());
-        return Ok(py);
-    }
-    let venv = util::torch_venv_path();
-    eprintln!("setup: creating the torch venv at {} (torch {}; a few minutes)", venv.display(), util::TORCH_VERSION);
-    if let Some(parent) = venv.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    util::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    util::run(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "--disable-pip-version-check"])
-            .args(util::TORCH_PACKAGES),
-    )?;
-    util::torch_python().ok_or_else(|| {
-        anyhow::anyhow!("setup: {} does not import torch {} after install", venv.display(), util::TORCH_VERSION)
-    })
 }

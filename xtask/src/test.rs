@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use crate::{parity, setup, util};
+use crate::{parity, setup, torch, util};
 
 /// The optional features CI turns on, all in one build of the workspace: building again with another feature set
 /// would recompile Burn and everything above it. `tch` builds against the torch venv's LibTorch.
@@ -18,14 +18,16 @@ pub fn run(args: &[String]) -> Result<()> {
     // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden. With the
     // `mpi` feature the multi-process tests (crates/svaclr-cli/tests/mpi.rs) launch `mpirun -np 2`.
     // SVACLR_PYTHON: the venv's python, whose PyAV the data tests decode with as an independent reference.
-    let mut test = util::cargo_for_features(Some(FEATURES))?;
-    test.env("SVACLR_PYTHON", parity::python()?);
+    let mut test = torch::cargo_for_features(Some(FEATURES))?;
+    test.env("SVACLR_PYTHON", torch::python()?);
     util::run(test.args(["test", "--workspace", "--features", FEATURES]))?;
     // Keep the CUDA path compiling: burn's cuda backend cannot be linked here (its build downloads LLVM), but with
     // DOCS_RS set its build scripts skip the download and everything type-checks.
     util::run(util::cargo().env("DOCS_RS", "1").args(["check", "-p", "svaclr-cli", "--features", "cuda"]))?;
-    // Our encoders against torchvision's, from .pth and .safetensors, and the export round trip (reusing the build).
-    parity::run(&["--features".to_string(), FEATURES.to_string()])?;
+    // Our encoders against torchvision's, from .pth and .safetensors, and the export round trip, with the `svaclr`
+    // binary the workspace test build made for the CLI's integration tests (a separate `cargo build -p svaclr-cli`
+    // resolves features differently and would compile Burn a second time).
+    parity::check(&parity::svaclr_binary(false), parity::DEFAULT_TOL, false)?;
     // The benchmarks (`cargo xtask bench loss|pretrain`, `bench-models`) are not run here: each needs its own
     // optimised build of Burn, which CI's time is better spent without; they print tables, they gate nothing.
     Ok(())

@@ -28,9 +28,7 @@ const MAX_LABEL_CHARS: usize = 22;
 
 /// Write `bytes` via a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(EvalError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(EvalError::io(path))
+    Ok(svaclr_train::run_dir::write_atomic(path, bytes)?)
 }
 
 /// Write a value as pretty JSON.

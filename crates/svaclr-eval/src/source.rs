@@ -56,17 +56,9 @@ impl LoadedModel {
     }
 }
 
-/// Read a run's `config.json` without loading weights.
+/// Read a run's config without loading weights.
 pub fn read_run_config(run_dir: &Path) -> Result<PretrainConfig, EvalError> {
-    if !run_dir.is_dir() {
-        return Err(EvalError::Io {
-            path: run_dir.to_path_buf(),
-            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "not a pre-training run directory"),
-        });
-    }
-    let path = run_dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(EvalError::io(&path))?;
-    serde_json::from_str(&text).map_err(|e| EvalError::Config { path, message: e.to_string() })
+    Ok(svaclr_train::RunDir::new(run_dir).read_config()?)
 }
 
 /// Load the model to evaluate.
@@ -84,7 +76,7 @@ pub fn load_model(
 ) -> Result<LoadedModel, EvalError> {
     match (checkpoint, random_init) {
         (Some(run), false) => {
-            let (cfg, model) = svaclr_train::checkpoint::load_pretrained(run, device)?;
+            let (cfg, model) = svaclr_train::RunDir::new(run).load_pretrained(device)?;
             LoadedModel::new(model, cfg.model, Some(run), false, Some(cfg.data), Some(cfg.seed))
         }
         (Some(run), true) => {

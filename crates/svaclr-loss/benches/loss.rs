@@ -14,7 +14,7 @@ use std::hint::black_box;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use svaclr_loss::{KernelPath, try_info_nce_with, try_soft_info_nce_with};
+use svaclr_loss::{KernelPath, info_nce, soft_info_nce};
 
 const NS: [usize; 3] = [64, 256, 512];
 const VS: [usize; 2] = [1, 2];
@@ -52,8 +52,8 @@ fn inputs(dev: &Device, v: usize, n: usize, d: usize, track: bool) -> Inputs {
 
 fn loss(kernel: Kernel, x: &Inputs, path: KernelPath) -> Tensor<1> {
     let r = match kernel {
-        Kernel::InfoNce => try_info_nce_with(x.za.clone(), x.zv.clone(), TEMPERATURE, path),
-        Kernel::SoftInfoNce => try_soft_info_nce_with(x.za.clone(), x.zv.clone(), x.lambda.clone(), TEMPERATURE, path),
+        Kernel::InfoNce => info_nce(x.za.clone(), x.zv.clone(), TEMPERATURE, path),
+        Kernel::SoftInfoNce => soft_info_nce(x.za.clone(), x.zv.clone(), x.lambda.clone(), TEMPERATURE, path),
     };
     r.expect("benchmark inputs are valid")
 }

@@ -11,8 +11,12 @@
 //!   a flex device (with or without autodiff) in f32;
 //! - a composed tensor-op version for every other device and dtype.
 //!
-//! [`info_nce`] and [`soft_info_nce`] choose at run time ([`KernelPath::Auto`]); the `*_with` variants let a caller
-//! (tests, benchmarks) force one.
+//! [`info_nce`] and [`soft_info_nce`] take a [`KernelPath`]: [`KernelPath::Auto`] chooses at run time, the other
+//! two force one (tests, benchmarks). Every function returns a [`LossError`] for bad shapes or temperatures.
+//!
+//! **The one place a loss is chosen** is [`LossConfig::loss`]: it takes the config, the `[V, N, D]` views (built by
+//! [`view_major`]) and which clips are this caller's anchors ([`Anchors`]: all of them, or one rank's share of a
+//! gathered batch in data-parallel training), and returns the loss and the lambda it used.
 
 mod composed;
 mod config;
@@ -26,7 +30,7 @@ pub use composed::l2_normalize;
 pub use config::{DEFAULT_LAMBDA_TEMPERATURE, DEFAULT_TEMPERATURE, LambdaMode, LossConfig, LossKind};
 pub use error::LossError;
 pub use fused::fused_supported;
-pub use stats::{LossStats, loss_stats, try_loss_stats};
+pub use stats::{LossStats, loss_stats};
 
 /// The `eps` of every L2 normalisation: `x / max(||x||, NORM_EPS)` (the default of `torch.nn.functional.normalize`).
 pub const NORM_EPS: f64 = 1e-12;
@@ -86,42 +90,16 @@ fn use_fused(path: KernelPath, tensors: &[&Tensor<3>]) -> Result<bool, LossError
     }
 }
 
-/// InfoNCE (Eq. 1) over all `V*V` cross-modal view pairs, both directions, as a scalar loss (autodiff-able).
+/// InfoNCE (Eq. 1) over all `V*V` cross-modal view pairs, both directions, as a scalar loss (autodiff-able), on
+/// the implementation `path` chooses.
 ///
 /// # Shapes
 /// `za`, `zv`: `[V, N, D]` audio / video projections (normalised here); returns `[1]`.
 ///
-/// # Panics
-/// On a shape mismatch, an empty dimension or a temperature that is not finite and positive
-/// (use [`try_info_nce_with`] to get a [`LossError`] instead).
-pub fn info_nce(za: Tensor<3>, zv: Tensor<3>, temperature: f64) -> Tensor<1> {
-    try_info_nce_with(za, zv, temperature, KernelPath::Auto).unwrap_or_else(|e| panic!("info_nce: {e}"))
-}
-
-/// SoftInfoNCE (Eq. 3): InfoNCE with each pair's term (both directions) multiplied by `lambda[i][p][q]`.
-///
-/// Gradients flow into `lambda` unless it is detached (see [`cross_affinity`]).
-///
-/// # Shapes
-/// `za`, `zv`: `[V, N, D]`; `lambda`: `[N, V, V]`; returns `[1]`.
-///
-/// # Panics
-/// As [`info_nce`], and when `lambda` is not `[N, V, V]`.
-pub fn soft_info_nce(za: Tensor<3>, zv: Tensor<3>, lambda: Tensor<3>, temperature: f64) -> Tensor<1> {
-    try_soft_info_nce_with(za, zv, lambda, temperature, KernelPath::Auto)
-        .unwrap_or_else(|e| panic!("soft_info_nce: {e}"))
-}
-
-/// [`info_nce`] on a chosen implementation, with errors instead of panics.
-///
-/// # Shapes
-/// `za`, `zv`: `[V, N, D]`; returns `[1]`.
-pub fn try_info_nce_with(
-    za: Tensor<3>,
-    zv: Tensor<3>,
-    temperature: f64,
-    path: KernelPath,
-) -> Result<Tensor<1>, LossError> {
+/// # Errors
+/// A shape mismatch, an empty dimension, a temperature that is not finite and positive, or
+/// [`KernelPath::Fused`] where the fused kernel does not run.
+pub fn info_nce(za: Tensor<3>, zv: Tensor<3>, temperature: f64, path: KernelPath) -> Result<Tensor<1>, LossError> {
     check_temperature("temperature", temperature)?;
     check_embeddings(&za, &zv)?;
     Ok(if use_fused(path, &[&za, &zv])? {
@@ -131,11 +109,15 @@ pub fn try_info_nce_with(
     })
 }
 
-/// [`soft_info_nce`] on a chosen implementation, with errors instead of panics.
+/// SoftInfoNCE (Eq. 3): InfoNCE with each pair's term (both directions) multiplied by `lambda[i][p][q]`, on the
+/// implementation `path` chooses. Gradients flow into `lambda` unless it is detached (see [`cross_affinity`]).
 ///
 /// # Shapes
 /// `za`, `zv`: `[V, N, D]`; `lambda`: `[N, V, V]`; returns `[1]`.
-pub fn try_soft_info_nce_with(
+///
+/// # Errors
+/// As [`info_nce`], and when `lambda` is not `[N, V, V]`.
+pub fn soft_info_nce(
     za: Tensor<3>,
     zv: Tensor<3>,
     lambda: Tensor<3>,
@@ -162,17 +144,9 @@ pub fn try_soft_info_nce_with(
 /// # Shapes
 /// `ya`, `yv`: `[V, N, Dy]` (V = 2 in SvaCLR); returns `[N, V, V]`.
 ///
-/// # Panics
-/// When the shapes differ or are empty, or `tau` is not finite and positive (see [`try_cross_affinity`]).
-pub fn cross_affinity(ya: Tensor<3>, yv: Tensor<3>, tau: f64, mode: LambdaMode, detach: bool) -> Tensor<3> {
-    try_cross_affinity(ya, yv, tau, mode, detach).unwrap_or_else(|e| panic!("cross_affinity: {e}"))
-}
-
-/// [`cross_affinity`] with errors instead of panics.
-///
-/// # Shapes
-/// `ya`, `yv`: `[V, N, Dy]`; returns `[N, V, V]`.
-pub fn try_cross_affinity(
+/// # Errors
+/// When the shapes differ or are empty, or `tau` is not finite and positive.
+pub fn cross_affinity(
     ya: Tensor<3>,
     yv: Tensor<3>,
     tau: f64,
@@ -196,29 +170,98 @@ pub fn try_cross_affinity(
     Ok(composed::cross_affinity(ya, yv, tau, mode, detach))
 }
 
+/// `[V*N, D]` rows stacked view-major (all clips of view 0, then view 1, ...) as the `[V, N, D]` layout every loss
+/// takes. The encoders see the views of a batch concatenated on the batch axis; this is the one place that layout
+/// is undone.
+///
+/// # Shapes
+/// `rows`: `[V*N, D]`; returns `[V, N, D]`.
+///
+/// # Errors
+/// When the row count is not a multiple of `views`, or `views` is 0.
+pub fn view_major(rows: Tensor<2>, views: usize) -> Result<Tensor<3>, LossError> {
+    let [r, d] = rows.dims();
+    if views == 0 || !r.is_multiple_of(views) {
+        return Err(LossError::Shape {
+            what: "view_major: rows",
+            expected: format!("[V*N, D] with V = {views}"),
+            got: vec![r, d],
+        });
+    }
+    Ok(rows.reshape([views, r / views, d]))
+}
+
+/// Which clips of a batch are the anchors of a loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Anchors {
+    /// Every clip: the loss is the mean over all clips.
+    #[default]
+    All,
+    /// Data-parallel training with gathered negatives: the batch is `world` equal, contiguous shares (rank order)
+    /// and this caller owns share `rank`. The loss is `world` times the sum over its own clips' terms (every clip is
+    /// a negative) divided by the batch size, so the mean of the `world` shares is the loss over all clips, and the
+    /// sum of their gradients is `world` times the gradient of that loss.
+    Share {
+        /// This caller's share, `0..world`.
+        rank: usize,
+        /// Number of shares.
+        world: usize,
+    },
+}
+
+impl Anchors {
+    /// Per-clip weights `[N, V, V]` that restrict a loss over `n` clips to this share (`None` for [`Anchors::All`]).
+    fn weights(self, n: usize, views: usize, device: &burn::tensor::Device) -> Result<Option<Tensor<3>>, LossError> {
+        let Anchors::Share { rank, world } = self else {
+            return Ok(None);
+        };
+        if world == 0 || rank >= world || !n.is_multiple_of(world) {
+            return Err(LossError::Shape {
+                what: "anchors",
+                expected: format!("a batch divisible into {world} shares with rank {rank} < {world}"),
+                got: vec![n],
+            });
+        }
+        let (own, per_clip) = (n / world, views * views);
+        let mut w = vec![0f32; n * per_clip];
+        w[rank * own * per_clip..(rank + 1) * own * per_clip].fill(world as f32);
+        Ok(Some(Tensor::from_data(burn::tensor::TensorData::new(w, [n, views, views]), device)))
+    }
+}
+
 impl LossConfig {
-    /// The configured loss: InfoNCE, or SoftInfoNCE with lambda from `affinity = (ya, yv)` (already mapped by l).
-    ///
-    /// Returns the loss and, for SoftInfoNCE, the lambda it used (for [`loss_stats`]).
+    /// The configured loss: InfoNCE, or SoftInfoNCE with lambda from `affinity = (ya, yv)` (already mapped by l),
+    /// over the anchors `anchors` names. Returns the loss and, for SoftInfoNCE, the lambda of the whole batch (for
+    /// [`loss_stats`]).
     ///
     /// # Shapes
     /// `za`, `zv`: `[V, N, D]`; `ya`, `yv`: `[V, N, Dy]`; returns `[1]` and `[N, V, V]`.
     ///
     /// # Errors
-    /// An invalid config, mismatched shapes, or SoftInfoNCE without `affinity`.
+    /// An invalid config, mismatched shapes, SoftInfoNCE without `affinity`, or anchors that do not divide the batch.
     pub fn loss(
         &self,
         za: Tensor<3>,
         zv: Tensor<3>,
         affinity: Option<(Tensor<3>, Tensor<3>)>,
+        anchors: Anchors,
     ) -> Result<(Tensor<1>, Option<Tensor<3>>), LossError> {
         self.validate()?;
+        let [v, n, _] = check_embeddings(&za, &zv)?;
+        let share = anchors.weights(n, v, &za.device())?;
+        let eta = self.temperature;
         match (self.kind, affinity) {
-            (LossKind::InfoNce, _) => Ok((try_info_nce_with(za, zv, self.temperature, KernelPath::Auto)?, None)),
+            (LossKind::InfoNce, _) => Ok(match share {
+                None => (info_nce(za, zv, eta, KernelPath::Auto)?, None),
+                Some(w) => (soft_info_nce(za, zv, w, eta, KernelPath::Auto)?, None),
+            }),
             (LossKind::SoftInfoNce, Some((ya, yv))) => {
-                let lambda = try_cross_affinity(ya, yv, self.lambda_temperature, self.lambda_mode, self.detach_lambda)?;
-                let loss = try_soft_info_nce_with(za, zv, lambda.clone(), self.temperature, KernelPath::Auto)?;
-                Ok((loss, Some(lambda)))
+                let lambda = cross_affinity(ya, yv, self.lambda_temperature, self.lambda_mode, self.detach_lambda)?;
+                let weights = match share {
+                    None => lambda.clone(),
+                    Some(w) => lambda.clone() * w,
+                };
+                Ok((soft_info_nce(za, zv, weights, eta, KernelPath::Auto)?, Some(lambda)))
             }
             (LossKind::SoftInfoNce, None) => Err(LossError::MissingAffinity),
         }

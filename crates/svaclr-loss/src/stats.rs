@@ -49,17 +49,9 @@ fn host(t: Tensor<3>, what: &'static str) -> Result<Vec<f32>, LossError> {
 /// # Shapes
 /// `za`, `zv`: `[V, N, D]`; `lambda`: `[N, V, V]`.
 ///
-/// # Panics
-/// On invalid shapes or temperature (see [`try_loss_stats`]).
-pub fn loss_stats(za: Tensor<3>, zv: Tensor<3>, lambda: Option<Tensor<3>>, temperature: f64, loss: f64) -> LossStats {
-    try_loss_stats(za, zv, lambda, temperature, loss).unwrap_or_else(|e| panic!("loss_stats: {e}"))
-}
-
-/// [`loss_stats`] with errors instead of panics.
-///
-/// # Shapes
-/// `za`, `zv`: `[V, N, D]`; `lambda`: `[N, V, V]`.
-pub fn try_loss_stats(
+/// # Errors
+/// On invalid shapes or temperature.
+pub fn loss_stats(
     za: Tensor<3>,
     zv: Tensor<3>,
     lambda: Option<Tensor<3>>,

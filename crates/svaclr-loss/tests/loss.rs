@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use proptest::prelude::*;
 use svaclr_loss::{
-    KernelPath, LambdaMode, LossConfig, LossError, LossKind, cross_affinity, fused_supported, info_nce, loss_stats,
-    soft_info_nce, try_cross_affinity, try_info_nce_with, try_soft_info_nce_with,
+    Anchors, KernelPath, LambdaMode, LossConfig, LossError, LossKind, cross_affinity, fused_supported, info_nce,
+    loss_stats, soft_info_nce,
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ fn check_info_nce_fixture_on(name: &str, path: KernelPath, dev: &Device) {
     let shape = fx.vnd();
     let za = fx.tensor("za", shape, &dev);
     let zv = fx.tensor("zv", shape, &dev);
-    let loss = try_info_nce_with(za.clone(), zv.clone(), fx.f64("eta"), path).expect("valid inputs");
+    let loss = info_nce(za.clone(), zv.clone(), fx.f64("eta"), path).expect("valid inputs");
     assert_scalar(&format!("{name} {path:?} info_nce"), scalar(loss.clone()), fx.f64("info_nce"), 1e-5);
     let grads = loss.backward();
     assert_close(
@@ -151,9 +151,9 @@ fn check_soft_fixture_on(name: &str, path: KernelPath, dev: &Device) {
         other => panic!("unknown lambda_mode {other:?}"),
     };
     let detach = fx.0["detach_lambda"].as_bool().expect("detach_lambda");
-    let lambda = cross_affinity(ya.clone(), yv.clone(), fx.f64("tau_lambda"), mode, detach);
+    let lambda = cross_affinity(ya.clone(), yv.clone(), fx.f64("tau_lambda"), mode, detach).expect("cross_affinity");
     assert_close(&format!("{name} lambda"), &host(lambda.clone()), &fx.array("lambda"), 1e-5);
-    let loss = try_soft_info_nce_with(za.clone(), zv.clone(), lambda, fx.f64("eta"), path).expect("valid inputs");
+    let loss = soft_info_nce(za.clone(), zv.clone(), lambda, fx.f64("eta"), path).expect("valid inputs");
     assert_scalar(&format!("{name} {path:?} soft_info_nce"), scalar(loss.clone()), fx.f64("soft_info_nce"), 1e-5);
     let grads = loss.backward();
     assert_close(
@@ -245,8 +245,7 @@ fn small_temperature_with_a_dominant_positive() {
     for path in PATHS {
         let a = tensor(&za, [2, 2, 2], &dev).require_grad();
         let b = tensor(&zv, [2, 2, 2], &dev).require_grad();
-        let loss = try_soft_info_nce_with(a.clone(), b.clone(), tensor(&[0.1; 8], [2, 2, 2], &dev), 0.005, path)
-            .expect("valid");
+        let loss = soft_info_nce(a.clone(), b.clone(), tensor(&[0.1; 8], [2, 2, 2], &dev), 0.005, path).expect("valid");
         assert_scalar(&format!("{path:?}"), scalar(loss.clone()), 0.096_128_575_258_459_62, 1e-5);
         let grads = loss.backward();
         for g in [a.grad(&grads), b.grad(&grads)] {
@@ -270,7 +269,7 @@ fn parity_on_libtorch_through_the_default_dispatch() {
         check_soft_fixture_on(name, KernelPath::Auto, &dev);
     }
     assert!(matches!(
-        try_info_nce_with(Tensor::zeros([1, 2, 2], &dev), Tensor::zeros([1, 2, 2], &dev), 0.1, KernelPath::Fused),
+        info_nce(Tensor::zeros([1, 2, 2], &dev), Tensor::zeros([1, 2, 2], &dev), 0.1, KernelPath::Fused),
         Err(LossError::FusedUnavailable { .. })
     ));
 }
@@ -287,7 +286,7 @@ fn fused_runs_on_flex_with_and_without_autodiff() {
         let a = tensor(&za, [2, 4, 3], &dev);
         assert!(fused_supported(&a));
         let b = tensor(&zv, [2, 4, 3], &dev);
-        values.push(scalar(try_info_nce_with(a, b, 0.1, KernelPath::Fused).expect("fused on flex")));
+        values.push(scalar(info_nce(a, b, 0.1, KernelPath::Fused).expect("fused on flex")));
     }
     assert_eq!(values[0], values[1]);
 }
@@ -305,7 +304,7 @@ fn upstream_gradients_scale_the_fused_backward() {
         let a = tensor(&za, [2, 6, 5], &dev).require_grad();
         let b = tensor(&zv, [2, 6, 5], &dev).require_grad();
         let l = tensor(&lam, [6, 2, 2], &dev).require_grad();
-        let loss = try_soft_info_nce_with(a.clone(), b.clone(), l.clone(), 0.1, path).expect("valid");
+        let loss = soft_info_nce(a.clone(), b.clone(), l.clone(), 0.1, path).expect("valid");
         let total = loss.clone().mul_scalar(2.5) + loss.clone().powf_scalar(2.0);
         let grads = total.backward();
         let factor = 2.5 + 2.0 * scalar(loss) as f32;
@@ -325,7 +324,7 @@ fn upstream_gradients_scale_the_fused_backward() {
     let a = tensor(&za, [2, 6, 5], &dev).require_grad();
     let b = tensor(&zv, [2, 6, 5], &dev).require_grad();
     let l = tensor(&lam, [6, 2, 2], &dev);
-    let grads = try_soft_info_nce_with(a.clone(), b, l, 0.1, KernelPath::Fused).expect("valid").backward();
+    let grads = soft_info_nce(a.clone(), b, l, 0.1, KernelPath::Fused).expect("valid").backward();
     let unit = host(a.grad(&grads).expect("za"));
     assert_close("factor * unit", &f.1, &unit.iter().map(|&g| (g * f.0) as f64).collect::<Vec<_>>(), 1e-5);
 }
@@ -341,13 +340,20 @@ fn unsupported_dtype_falls_back_to_the_composed_path() {
     assert!(!fused_supported(&a64));
     // Forcing the fused kernel is an error, not a panic; Auto falls back and agrees with f32 on the fused path.
     assert!(matches!(
-        try_info_nce_with(a64.clone(), v64.clone(), 0.1, KernelPath::Fused),
+        info_nce(a64.clone(), v64.clone(), 0.1, KernelPath::Fused),
         Err(LossError::FusedUnavailable { .. })
     ));
-    let fallback = info_nce(a64, v64, 0.1).into_data().try_into_vec_as::<f64>().expect("read back")[0];
+    let fallback = info_nce(a64, v64, 0.1, KernelPath::Auto)
+        .expect("info_nce")
+        .into_data()
+        .try_into_vec_as::<f64>()
+        .expect("read back")[0];
     let za32: Vec<f32> = za.iter().map(|&x| x as f32).collect();
     let zv32: Vec<f32> = zv.iter().map(|&x| x as f32).collect();
-    let fused = scalar(info_nce(tensor(&za32, [2, 5, 4], &dev), tensor(&zv32, [2, 5, 4], &dev), 0.1));
+    let fused = scalar(
+        info_nce(tensor(&za32, [2, 5, 4], &dev), tensor(&zv32, [2, 5, 4], &dev), 0.1, KernelPath::Auto)
+            .expect("info_nce"),
+    );
     assert_scalar("f64 fallback vs f32 fused", fused, fallback, 1e-5);
 }
 
@@ -359,7 +365,7 @@ fn lambda_from_a_plain_device_is_a_constant_for_autodiff_inputs() {
     let lam = tensor(&[0.5, 1.5, 1.0, 2.0], [4, 1, 1], &Device::flex());
     let mut out = Vec::new();
     for path in PATHS {
-        let loss = try_soft_info_nce_with(za.clone(), zv.clone(), lam.clone(), 0.2, path).expect("valid");
+        let loss = soft_info_nce(za.clone(), zv.clone(), lam.clone(), 0.2, path).expect("valid");
         let grads = loss.clone().backward();
         out.push((scalar(loss), host(za.grad(&grads).expect("za grad"))));
     }
@@ -372,26 +378,23 @@ fn bad_inputs_are_errors() {
     let dev = Device::flex();
     let z = tensor(&[1.0; 2 * 3 * 4], [2, 3, 4], &dev);
     let other = tensor(&[1.0; 2 * 3 * 5], [2, 3, 5], &dev);
-    assert!(matches!(
-        try_info_nce_with(z.clone(), other, 0.1, KernelPath::Auto),
-        Err(LossError::Shape { what: "zv", .. })
-    ));
+    assert!(matches!(info_nce(z.clone(), other, 0.1, KernelPath::Auto), Err(LossError::Shape { what: "zv", .. })));
     for t in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         assert!(matches!(
-            try_info_nce_with(z.clone(), z.clone(), t, KernelPath::Auto),
+            info_nce(z.clone(), z.clone(), t, KernelPath::Auto),
             Err(LossError::InvalidTemperature { field: "temperature", .. })
         ));
     }
     let bad_lambda = tensor(&[1.0; 3 * 2], [3, 2, 1], &dev);
     assert!(matches!(
-        try_soft_info_nce_with(z.clone(), z.clone(), bad_lambda, 0.1, KernelPath::Auto),
+        soft_info_nce(z.clone(), z.clone(), bad_lambda, 0.1, KernelPath::Auto),
         Err(LossError::Shape { what: "lambda", .. })
     ));
     let empty = Tensor::<3>::zeros([2, 0, 4], &dev);
-    assert!(matches!(try_info_nce_with(empty.clone(), empty, 0.1, KernelPath::Auto), Err(LossError::Empty { .. })));
+    assert!(matches!(info_nce(empty.clone(), empty, 0.1, KernelPath::Auto), Err(LossError::Empty { .. })));
     let ya = tensor(&[1.0; 2 * 3 * 4], [2, 3, 4], &dev);
     let yv = tensor(&[1.0; 2 * 3 * 6], [2, 3, 6], &dev);
-    let err = try_cross_affinity(ya, yv, 0.1, LambdaMode::All, true).expect_err("widths differ");
+    let err = cross_affinity(ya, yv, 0.1, LambdaMode::All, true).expect_err("widths differ");
     assert!(err.to_string().contains("identity mapping"), "{err}");
 }
 
@@ -435,15 +438,63 @@ fn config_loss_uses_the_configured_kind() {
     let ya = tensor(&(0..2 * 4 * 5).map(|i| (i as f32 * 0.7).sin()).collect::<Vec<_>>(), [2, 4, 5], &dev);
     let yv = tensor(&(0..2 * 4 * 5).map(|i| (i as f32 * 0.2).cos()).collect::<Vec<_>>(), [2, 4, 5], &dev);
     let cfg = LossConfig { kind: LossKind::SoftInfoNce, ..LossConfig::default() };
-    let (loss, lambda) = cfg.loss(za.clone(), zv.clone(), Some((ya.clone(), yv.clone()))).expect("valid");
+    let (loss, lambda) = cfg.loss(za.clone(), zv.clone(), Some((ya.clone(), yv.clone())), Anchors::All).expect("valid");
     let lambda = lambda.expect("soft loss returns lambda");
-    let direct = soft_info_nce(za.clone(), zv.clone(), cross_affinity(ya, yv, 0.1, LambdaMode::All, true), 0.07);
+    let direct = soft_info_nce(
+        za.clone(),
+        zv.clone(),
+        cross_affinity(ya, yv, 0.1, LambdaMode::All, true).expect("cross_affinity"),
+        0.07,
+        KernelPath::Auto,
+    )
+    .expect("soft_info_nce");
     assert_eq!(scalar(loss), scalar(direct));
     assert_eq!(lambda.dims(), [4, 2, 2]);
-    assert!(matches!(cfg.loss(za.clone(), zv.clone(), None), Err(LossError::MissingAffinity)));
-    let (plain, none) = LossConfig::default().loss(za.clone(), zv.clone(), None).expect("valid");
+    assert!(matches!(cfg.loss(za.clone(), zv.clone(), None, Anchors::All), Err(LossError::MissingAffinity)));
+    let (plain, none) = LossConfig::default().loss(za.clone(), zv.clone(), None, Anchors::All).expect("valid");
     assert!(none.is_none());
-    assert_eq!(scalar(plain), scalar(info_nce(za, zv, 0.07)));
+    assert_eq!(scalar(plain), scalar(info_nce(za, zv, 0.07, KernelPath::Auto).expect("info_nce")));
+}
+
+/// Gathered negatives: the shares of a batch (each rank's own clips as anchors, every clip as a negative) average to
+/// the loss over the whole batch, and their gradients sum to `world` times its gradient.
+#[test]
+fn anchor_shares_average_to_the_whole_batch_loss() {
+    let dev = Device::flex();
+    let (v, n, d) = (2, 6, 3);
+    let data = |k: f32, w: usize| (0..v * n * w).map(|i| (i as f32 * k).sin()).collect::<Vec<f32>>();
+    let (za, zv, ya, yv) = (data(0.37, d), data(1.1, d), data(0.61, 5), data(0.23, 5));
+    for kind in [LossKind::InfoNce, LossKind::SoftInfoNce] {
+        let cfg = LossConfig { kind, ..LossConfig::default() };
+        let run = |anchors: Anchors| {
+            let a = tensor(&za, [v, n, d], &dev).require_grad();
+            let b = tensor(&zv, [v, n, d], &dev).require_grad();
+            let aff = Some((tensor(&ya, [v, n, 5], &dev), tensor(&yv, [v, n, 5], &dev)));
+            let (loss, _) = cfg.loss(a.clone(), b.clone(), aff, anchors).expect("valid");
+            let value = scalar(loss.clone());
+            let g = loss.backward();
+            (value, host(a.grad(&g).expect("grad")))
+        };
+        let (whole, g_whole) = run(Anchors::All);
+        for world in [2, 3] {
+            let shares: Vec<(f64, Vec<f32>)> = (0..world).map(|rank| run(Anchors::Share { rank, world })).collect();
+            let mean = shares.iter().map(|s| s.0).sum::<f64>() / world as f64;
+            assert!((mean - whole).abs() < 1e-5, "{kind:?} world {world}: mean of shares {mean} vs {whole}");
+            for (i, g) in g_whole.iter().enumerate() {
+                let sum: f32 = shares.iter().map(|s| s.1[i]).sum();
+                assert!((sum - world as f32 * g).abs() < 1e-5, "{kind:?} world {world}: gradient {i}: {sum} vs {g}");
+            }
+            // One share alone is not the whole loss (so the weights really select anchors).
+            assert!((shares[0].0 - whole).abs() > 1e-4, "{kind:?}: share 0 equals the whole loss");
+        }
+        let bad = cfg.loss(
+            tensor(&za, [v, n, d], &dev),
+            tensor(&zv, [v, n, d], &dev),
+            None,
+            Anchors::Share { rank: 0, world: 4 },
+        );
+        assert!(bad.is_err(), "6 clips do not split into 4 shares");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -454,19 +505,19 @@ fn cross_affinity_modes_normalise_as_documented() {
     let dev = Device::flex();
     let ya = tensor(&(0..2 * 6 * 5).map(|i| (i as f32 * 0.71).sin()).collect::<Vec<_>>(), [2, 6, 5], &dev);
     let yv = tensor(&(0..2 * 6 * 5).map(|i| (i as f32 * 0.29).cos()).collect::<Vec<_>>(), [2, 6, 5], &dev);
-    let all = host(cross_affinity(ya.clone(), yv.clone(), 0.1, LambdaMode::All, true));
+    let all = host(cross_affinity(ya.clone(), yv.clone(), 0.1, LambdaMode::All, true).expect("cross_affinity"));
     for clip in all.chunks(4) {
         assert!((clip.iter().sum::<f32>() - 4.0).abs() < 1e-5, "{clip:?}");
         assert!(clip.iter().all(|&x| x > 0.0));
     }
-    let row = host(cross_affinity(ya, yv, 0.1, LambdaMode::Row, true));
+    let row = host(cross_affinity(ya, yv, 0.1, LambdaMode::Row, true).expect("cross_affinity"));
     for r in row.chunks(2) {
         assert!((r.iter().sum::<f32>() - 2.0).abs() < 1e-5, "{r:?}");
     }
     // Uniform affinity (all views identical) gives weight exactly 1.
     let same = tensor(&[0.5; 2 * 3 * 4], [2, 3, 4], &dev);
     for mode in [LambdaMode::All, LambdaMode::Row] {
-        let lam = host(cross_affinity(same.clone(), same.clone(), 0.1, mode, true));
+        let lam = host(cross_affinity(same.clone(), same.clone(), 0.1, mode, true).expect("cross_affinity"));
         assert!(lam.iter().all(|&x| (x - 1.0).abs() < 1e-6), "{mode:?}: {lam:?}");
     }
 }
@@ -484,7 +535,7 @@ fn stats_on_a_known_case() {
     }
     let za = tensor(&z, [v, n, n], &dev);
     let lam = tensor(&[1.0, 2.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 3.0, 0.0, 0.0, 1.0], [3, 2, 2], &dev);
-    let s = loss_stats(za.clone(), za.clone(), Some(lam), 0.07, 1.25);
+    let s = loss_stats(za.clone(), za.clone(), Some(lam), 0.07, 1.25).expect("loss_stats");
     assert_eq!(s.loss, 1.25);
     assert!((s.pos_sim - 1.0).abs() < 1e-6 && s.neg_sim.abs() < 1e-6 && s.top1_acc == 1.0, "{s:?}");
     assert!((s.lambda_mean.expect("mean") - 1.0).abs() < 1e-9);
@@ -508,7 +559,7 @@ fn stats_on_a_known_case() {
         }
     }
     assert_eq!(s.top1_pq, Some([[1.0; 2]; 2]));
-    let s = loss_stats(za, tensor(&shifted, [v, n, n], &dev), None, 0.07, 0.0);
+    let s = loss_stats(za, tensor(&shifted, [v, n, n], &dev), None, 0.07, 0.0).expect("loss_stats");
     assert_eq!(s.top1_acc, 0.0);
     assert_eq!(s.top1_pq, Some([[0.0; 2]; 2]));
     assert!(s.pos_sim.abs() < 1e-6 && s.lambda_mean.is_none() && s.lambda_pq.is_none());
@@ -528,13 +579,14 @@ fn top1_per_view_pair_separates_the_original_pair_from_the_speed_views() {
         vid[i * n + i] = 1.0;
         vid[(n + i) * n + i] = 1.0;
     }
-    let s = loss_stats(tensor(&a, [2, n, n], &dev), tensor(&vid, [2, n, n], &dev), None, 0.1, 0.0);
+    let s = loss_stats(tensor(&a, [2, n, n], &dev), tensor(&vid, [2, n, n], &dev), None, 0.1, 0.0).expect("loss_stats");
     // (a^0, v^q): audio -> video is won (1 against 0), video -> audio lost (clip i-1's audio view 1 ties at 1).
     // (a^1, v^q): the positive is orthogonal (0) while clip i+1's videos score 1: lost both ways.
     assert_eq!(s.top1_pq, Some([[0.5, 0.5], [0.0, 0.0]]), "{s:?}");
     assert_eq!(s.top1_acc, 0.25, "the overall top-1 is the mean of the four pair types");
     // One view per modality: no per-pair split.
-    let one = loss_stats(tensor(&a[..n * n], [1, n, n], &dev), tensor(&vid[..n * n], [1, n, n], &dev), None, 0.1, 0.0);
+    let one = loss_stats(tensor(&a[..n * n], [1, n, n], &dev), tensor(&vid[..n * n], [1, n, n], &dev), None, 0.1, 0.0)
+        .expect("loss_stats");
     assert_eq!((one.top1_acc, one.top1_pq), (1.0, None));
 }
 
@@ -560,8 +612,8 @@ fn eval_loss(za: &[f32], zv: &[f32], lam: Option<&[f32]>, [v, n, d]: [usize; 3],
     let dev = Device::flex();
     let (a, b) = (tensor(za, [v, n, d], &dev), tensor(zv, [v, n, d], &dev));
     let loss = match lam {
-        Some(l) => try_soft_info_nce_with(a, b, tensor(l, [n, v, v], &dev), t, path),
-        None => try_info_nce_with(a, b, t, path),
+        Some(l) => soft_info_nce(a, b, tensor(l, [n, v, v], &dev), t, path),
+        None => info_nce(a, b, t, path),
     };
     scalar(loss.expect("valid inputs"))
 }
@@ -670,7 +722,7 @@ proptest! {
             let a = tensor(&za, [v, n, d], &dev).require_grad();
             let b = tensor(&zv, [v, n, d], &dev).require_grad();
             let l = tensor(&lam, [n, v, v], &dev).require_grad();
-            let loss = try_soft_info_nce_with(a.clone(), b.clone(), l.clone(), t, path).expect("valid");
+            let loss = soft_info_nce(a.clone(), b.clone(), l.clone(), t, path).expect("valid");
             let grads = loss.clone().backward();
             results.push((
                 scalar(loss),
@@ -706,7 +758,7 @@ proptest! {
                 let a = tensor(x, [v, n, d], &dev).require_grad();
                 let b = tensor(y, [v, n, d], &dev).require_grad();
                 let l = tensor(&lam, [n, v, v], &dev).require_grad();
-                let loss = try_soft_info_nce_with(a.clone(), b.clone(), l.clone(), 0.07, path).expect("valid");
+                let loss = soft_info_nce(a.clone(), b.clone(), l.clone(), 0.07, path).expect("valid");
                 let grads = loss.clone().backward();
                 prop_assert!(scalar(loss).is_finite());
                 for g in [a.grad(&grads), b.grad(&grads), l.grad(&grads)].into_iter().flatten() {

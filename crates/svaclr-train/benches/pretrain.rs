@@ -2,7 +2,7 @@
 //!
 //!     cargo bench -p svaclr-train --bench pretrain -- [--config FILE] [--warmup N] [--steps N] [--json PATH]
 //!
-//! Runs the training step of `svaclr pretrain` ([`svaclr_train::trainer::step_gradients`] then the SGD step of
+//! Runs the training step of `svaclr pretrain` ([`svaclr_train::step::step_gradients`] then the SGD step of
 //! [`svaclr_train::trainer::build_optimizer`]) on synthetic in-memory batches of the config's shape (batch size,
 //! views, frames, crop, mel bins and frames), so that video decoding and augmentation are not measured: the PyTorch
 //! side (`scripts/bench/pretrain_torch.py`) gets the same kind of input. The learning rate is the config's peak.
@@ -17,7 +17,8 @@ use std::time::Instant;
 use burn::prelude::*;
 use svaclr_data::{ClipSpec, HostBatch};
 use svaclr_train::PretrainConfig;
-use svaclr_train::trainer::{build_optimizer, step_gradients};
+use svaclr_train::step::step_gradients;
+use svaclr_train::trainer::build_optimizer;
 
 const DEFAULT_CONFIG: &str = "configs/pretrain/synth_s14.json";
 

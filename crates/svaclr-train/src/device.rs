@@ -25,8 +25,12 @@ pub enum DeviceSpec {
 /// Why a `--device` value could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
-    #[error("unknown device '{0}': expected flex, cuda[:N], tch-cpu or tch-cuda[:N]")]
+    #[error(
+        "unknown device '{0}': expected flex, cuda[:N], tch-cpu or tch-cuda[:N], or a comma-separated list of them"
+    )]
     Unknown(String),
+    #[error("--device {list}: {device} is listed twice")]
+    Repeated { list: String, device: String },
     #[error(
         "device '{device}' needs the '{feature}' cargo feature, which this build does not have (rebuild with `--features {feature}`)"
     )]
@@ -185,6 +189,26 @@ pub fn visible_devices() -> Vec<String> {
     v
 }
 
+/// Parse a `--device` value that may list several devices for data-parallel training in one process
+/// (`cuda:0,1`, `cuda:0,cuda:1`, `flex,flex`): a bare number after the first entry repeats the first entry's
+/// backend. One spec per device; a GPU listed twice is an error (two `flex` entries are two replicas on the CPU, as
+/// the tests use them).
+pub fn parse_device_list(s: &str) -> Result<Vec<DeviceSpec>, DeviceError> {
+    let mut specs: Vec<DeviceSpec> = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let spec = match (specs.first(), part.parse::<usize>()) {
+            (Some(DeviceSpec::Cuda(_)), Ok(i)) => DeviceSpec::Cuda(i),
+            (Some(DeviceSpec::TchCuda(_)), Ok(i)) => DeviceSpec::TchCuda(i),
+            _ => part.parse::<DeviceSpec>().map_err(|_| DeviceError::Unknown(s.to_string()))?,
+        };
+        if specs.contains(&spec) && spec != DeviceSpec::Flex && spec != DeviceSpec::TchCpu {
+            return Err(DeviceError::Repeated { list: s.to_string(), device: spec.to_string() });
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +223,21 @@ mod tests {
         assert!(matches!("gpu".parse::<DeviceSpec>(), Err(DeviceError::Unknown(_))));
         assert!(matches!("cuda:x".parse::<DeviceSpec>(), Err(DeviceError::Unknown(_))));
         assert!(matches!("flex:1".parse::<DeviceSpec>(), Err(DeviceError::Unknown(_))));
+    }
+
+    #[test]
+    fn device_lists_parse() {
+        assert_eq!(
+            parse_device_list("cuda:0,1,3"),
+            Ok(vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(1), DeviceSpec::Cuda(3)])
+        );
+        assert_eq!(parse_device_list("cuda:2, cuda:0"), Ok(vec![DeviceSpec::Cuda(2), DeviceSpec::Cuda(0)]));
+        assert_eq!(parse_device_list("cuda,1"), Ok(vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]));
+        assert_eq!(parse_device_list("flex,flex"), Ok(vec![DeviceSpec::Flex, DeviceSpec::Flex]));
+        assert_eq!(parse_device_list("flex"), Ok(vec![DeviceSpec::Flex]));
+        assert!(matches!(parse_device_list("cuda:0,gpu"), Err(DeviceError::Unknown(_))));
+        assert!(matches!(parse_device_list("0,1"), Err(DeviceError::Unknown(_))));
+        assert!(matches!(parse_device_list("cuda:1,1"), Err(DeviceError::Repeated { .. })));
     }
 
     #[test]

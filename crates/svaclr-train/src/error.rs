@@ -14,6 +14,8 @@ pub enum TrainError {
     Manifest(#[from] svaclr_data::ManifestError),
     #[error(transparent)]
     Model(#[from] svaclr_models::ModelError),
+    #[error("loss: {0}")]
+    Loss(#[from] svaclr_loss::LossError),
     #[error("{path}: cannot read checkpoint: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("non-finite loss ({value}) at step {step} (epoch {epoch}); the last good checkpoint is kept in {kept}")]

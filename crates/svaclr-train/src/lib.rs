@@ -2,25 +2,32 @@
 //!
 //! It joins the bottom layer (svaclr-data's clips, svaclr-models' encoders, svaclr-loss' InfoNCE/SoftInfoNCE) into a
 //! custom training loop with the paper's optimiser and schedule ([`schedule`]), gradient caching for large effective
-//! batches, atomic checkpoints and exact resume ([`checkpoint`]), a JSON Lines metrics log and a plot, and the one
-//! place that turns a `--device` string into a Burn device ([`device`]); [`ddp`] runs the same loop data-parallel on
-//! several CUDA devices.
+//! batches ([`step`]), atomic checkpoints and exact resume in a run directory ([`run_dir`]), a JSON Lines metrics
+//! log and a plot, and the one place that turns a `--device` string into a Burn device ([`device`]). [`launch`]
+//! chooses how a run is launched (one device, several devices of one process, several MPI processes); every mode
+//! runs the one loop of [`trainer`] with its [`distributed::Collective`].
+//!
+//! Module dependencies run one way: `launch` -> `trainer` -> (`monitor`, `step`, `run_dir`) -> (`metrics`,
+//! `distributed`, `config`); the monitor never imports the loop.
 
-pub mod checkpoint;
 pub mod config;
-pub mod ddp;
 pub mod device;
 pub mod distributed;
 pub mod error;
+pub mod launch;
 pub mod metrics;
 pub mod monitor;
 pub mod plot;
 pub mod progress;
+pub mod run_dir;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 
-pub use checkpoint::load_pretrained;
 pub use config::{OptimConfig, PretrainConfig, RunConfig, ScheduleConfig};
-pub use device::{DeviceError, DeviceSpec, parse_device};
+pub use device::{DeviceError, DeviceSpec, parse_device, parse_device_list};
 pub use error::TrainError;
-pub use trainer::{PretrainOptions, PretrainSummary, pretrain, pretrain_on, read_metrics};
+pub use launch::{Launched, launch};
+pub use metrics::PretrainSummary;
+pub use run_dir::RunDir;
+pub use trainer::{PretrainOptions, pretrain, pretrain_on};

@@ -80,7 +80,7 @@ pub fn rewrite<R: LogRecord>(path: &Path, records: &[R]) -> Result<(), TrainErro
         text.push_str(&serde_json::to_string(r).map_err(|e| TrainError::Other(e.to_string()))?);
         text.push('\n');
     }
-    crate::checkpoint::write_atomic(path, text.as_bytes())
+    crate::run_dir::write_atomic(path, text.as_bytes())
 }
 
 /// An open log of a run: on opening, the records up to the resumed step are kept (later ones, written after the
@@ -92,9 +92,8 @@ pub struct MetricsLog<R: LogRecord = StepRecord> {
 }
 
 impl<R: LogRecord> MetricsLog<R> {
-    /// Open `run_dir/name` at `step`; returns the log and the records kept.
-    pub fn open(run_dir: &Path, name: &str, step: usize) -> Result<(Self, Vec<R>), TrainError> {
-        let path = run_dir.join(name);
+    /// Open the log at `path` at `step`; returns the log and the records kept.
+    pub fn open(path: PathBuf, step: usize) -> Result<(Self, Vec<R>), TrainError> {
         let records = read_records(&path, step)?;
         rewrite(&path, &records)?;
         let file = fs::OpenOptions::new()
@@ -111,6 +110,35 @@ impl<R: LogRecord> MetricsLog<R> {
         writeln!(self.file, "{line}").map_err(|source| TrainError::Io { path: self.path.clone(), source })?;
         self.file.flush().map_err(|source| TrainError::Io { path: self.path.clone(), source })
     }
+}
+
+/// What a finished run reports (written as `RUN_DIR/summary.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PretrainSummary {
+    pub steps: usize,
+    pub epochs: usize,
+    pub first_loss: Option<f64>,
+    pub final_loss: Option<f64>,
+    pub final_top1_acc: Option<f64>,
+    pub clips_per_s: f64,
+    pub wall_s: f64,
+    pub device: String,
+    pub config_hash: String,
+    /// Ranks that trained: processes of an MPI job or devices of one process (1 for one device).
+    #[serde(default = "one")]
+    pub processes: usize,
+    /// 64-bit hash of the final weights (every float tensor, bit for bit), for comparing runs and ranks.
+    #[serde(default)]
+    pub weights_hash: String,
+    /// The monitor set's statistics on the initial weights and after the last epoch (`run.monitor_clips` > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_first: Option<LossStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_final: Option<LossStats>,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[cfg(test)]

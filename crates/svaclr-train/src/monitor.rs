@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use svaclr_data::{BatchLoader, ClipDataset, HostBatch};
-use svaclr_loss::LossStats;
+use svaclr_loss::{Anchors, LossStats};
 use svaclr_models::{AvModel, SavedRunningStats};
 
 use crate::config::PretrainConfig;
 use crate::error::TrainError;
-use crate::trainer::{ViewOutputs, forward_views, loss_of};
+use crate::step::{ViewOutputs, forward_views};
 
 /// Epoch index the monitor's clips and views are drawn with: outside any schedule (and apart from precise BN's), so
 /// fixed for a seed.
@@ -65,13 +65,15 @@ impl Monitor {
     ) -> Result<(AvModel, LossStats), TrainError> {
         let saved = SavedRunningStats::save(&model);
         // Each slice's graph is dropped as soon as it is embedded: one slice's activations at a time.
-        let parts: Vec<ViewOutputs> =
-            self.batches.iter().map(|b| forward_views(&model, b, views, 0, b.specs.len(), device).detached()).collect();
+        let parts: Vec<ViewOutputs> = self
+            .batches
+            .iter()
+            .map(|b| Ok(forward_views(&model, b, views, 0, b.specs.len(), device)?.detached()))
+            .collect::<Result<_, TrainError>>()?;
         let whole = ViewOutputs::cat_detached(&parts);
-        let (loss, lambda) = loss_of(cfg, &whole);
+        let (loss, lambda) = whole.loss(cfg, Anchors::All)?;
         let value = loss.into_scalar::<f32>() as f64;
-        let stats = svaclr_loss::try_loss_stats(whole.za, whole.zv, lambda, cfg.loss.temperature, value)
-            .map_err(|e| TrainError::Other(format!("monitor: {e}")))?;
+        let stats = whole.stats(cfg, lambda, value)?;
         Ok((saved.restore(model), stats))
     }
 }

@@ -18,10 +18,10 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use svaclr_data::synth::{GenerateOptions, Preset, SynthConfig, generate};
-use svaclr_loss::{KernelPath, LambdaMode, cross_affinity, soft_info_nce, try_info_nce_with, try_soft_info_nce_with};
+use svaclr_loss::{KernelPath, LambdaMode, cross_affinity, info_nce, soft_info_nce};
 use svaclr_models::{AudioEncoderConfig, SizePreset, VideoArch, VideoEncoderConfig, materialize};
 use svaclr_train::trainer::build_optimizer;
-use svaclr_train::{PretrainConfig, PretrainOptions, pretrain, read_metrics};
+use svaclr_train::{PretrainConfig, PretrainOptions, RunDir, pretrain};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -147,13 +147,13 @@ fn losses_and_gradients_agree() {
     let run = |dev: &Device, path: KernelPath| {
         let leaf = |t: &Tensor<3>| Tensor::<3>::from_data(t.to_data(), dev).require_grad();
         let (a, b, la, lv) = (leaf(&za), leaf(&zv), leaf(&ya), leaf(&yv));
-        let lambda = cross_affinity(la.clone(), lv.clone(), 0.1, LambdaMode::All, false);
-        let soft = try_soft_info_nce_with(a.clone(), b.clone(), lambda, 0.2, path).expect("soft");
+        let lambda = cross_affinity(la.clone(), lv.clone(), 0.1, LambdaMode::All, false).expect("cross_affinity");
+        let soft = soft_info_nce(a.clone(), b.clone(), lambda, 0.2, path).expect("soft");
         let sv = host(soft.clone())[0];
         let g = soft.backward();
         let sg: Vec<Vec<f32>> = [&a, &b, &la, &lv].iter().map(|t| host(t.grad(&g).expect("grad"))).collect();
         let (a, b) = (leaf(&za), leaf(&zv));
-        let info = try_info_nce_with(a.clone(), b.clone(), 0.07, path).expect("info");
+        let info = info_nce(a.clone(), b.clone(), 0.07, path).expect("info");
         let iv = host(info.clone())[0];
         let g = info.backward();
         let ig: Vec<Vec<f32>> = [&a, &b].iter().map(|t| host(t.grad(&g).expect("grad"))).collect();
@@ -224,8 +224,11 @@ fn one_sgd_step_of_the_whole_model_agrees() {
                 let [_, d] = t.dims();
                 t.reshape([views, clips, d])
             };
-            let lambda = cross_affinity(split(out.l_audio), split(out.l_video), 0.1, LambdaMode::All, true);
-            let loss = soft_info_nce(split(out.z_audio), split(out.z_video), lambda, cfg.loss.temperature);
+            let lambda = cross_affinity(split(out.l_audio), split(out.l_video), 0.1, LambdaMode::All, true)
+                .expect("cross_affinity");
+            let loss =
+                soft_info_nce(split(out.z_audio), split(out.z_video), lambda, cfg.loss.temperature, KernelPath::Auto)
+                    .expect("soft_info_nce");
             let value = host(loss.clone())[0];
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let model = build_optimizer(&cfg).step(0.2, model, grads);
@@ -308,7 +311,7 @@ fn smoke_pretraining_on_tch_tracks_flex() {
         let out = dir.path().join(name);
         let summary = pretrain(&cfg, &out, &device, name, &PretrainOptions::default()).expect("pretrain");
         assert_eq!(summary.steps, STEPS);
-        read_metrics(&out).expect("metrics").iter().map(|r| r.stats.loss).collect::<Vec<f64>>()
+        RunDir::new(&out).read_metrics().expect("metrics").iter().map(|r| r.stats.loss).collect::<Vec<f64>>()
     };
     let flex = curve(Device::flex(), "flex");
     let torch = curve(tch(), "tch-cpu");

@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 
 use burn::prelude::*;
 use svaclr_data::synth::{GenerateOptions, Preset, SynthConfig, generate};
+use svaclr_train::distributed::DistributedMode;
 use svaclr_train::metrics::MonitorRecord;
-use svaclr_train::{PretrainConfig, PretrainOptions, pretrain, read_metrics};
+use svaclr_train::{PretrainConfig, PretrainOptions, RunDir, pretrain};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -88,7 +89,7 @@ fn run(cfg_edit: impl FnOnce(&mut serde_json::Value), out: &Path) -> Vec<f64> {
     let (_d, p) = smoke(cfg_edit);
     let cfg = PretrainConfig::load(&p, None).expect("config");
     pretrain(&cfg, out, &Device::flex(), "flex", &PretrainOptions::default()).expect("pretrain");
-    read_metrics(out).expect("metrics").iter().map(|r| r.stats.loss).collect()
+    RunDir::new(out).read_metrics().expect("metrics").iter().map(|r| r.stats.loss).collect()
 }
 
 /// A SynthAV small set of 64 pre-training clips, the size configs/pretrain/smoke.json is made for (the README's
@@ -123,7 +124,7 @@ fn smoke_run_lowers_the_loss_and_raises_the_positive_top1() {
     assert!(m >= 32, "configs/pretrain/smoke.json must monitor");
     let summary = pretrain(&cfg, out.path(), &Device::flex(), "flex", &PretrainOptions::default()).expect("pretrain");
     assert_eq!(summary.epochs, cfg.schedule.epochs, "the smoke config runs all its epochs");
-    let steps = read_metrics(out.path()).expect("metrics");
+    let steps = RunDir::new(out.path()).read_metrics().expect("metrics");
     assert!(steps.iter().all(|r| r.stats.loss.is_finite()));
     let recs = monitor_records(out.path());
     assert_eq!(recs.len(), cfg.schedule.epochs + 1, "one score before training and one per epoch");
@@ -240,27 +241,74 @@ fn the_monitor_scores_fixed_clips_each_epoch_and_changes_nothing() {
     assert!(err.contains("run.monitor_clips = 128 but the dataset has 96 clips"), "{err}");
 }
 
+/// A config under which every clip's embedding depends on that clip alone (BatchNorm frozen), so that splitting a
+/// batch (micro-batches, devices) must not change any loss beyond float rounding; SoftInfoNCE with gradients through
+/// lambda exercises every gathered tensor, and a large constant learning rate makes a wrong gradient show in the
+/// next step's loss.
+fn exact_split(v: &mut serde_json::Value, micro_batches: usize) {
+    v["model"]["norm"] = "frozen".into();
+    v["loss"]["detach_lambda"] = false.into();
+    v["run"]["max_steps"] = 4.into();
+    v["run"]["micro_batches"] = micro_batches.into();
+    v["run"]["monitor_clips"] = 0.into();
+    for k in ["lr_start", "lr_peak", "lr_end"] {
+        v["schedule"][k] = 1.0.into();
+    }
+}
+
+fn assert_same_losses(what: &str, a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), 4, "{what}");
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (step, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 2e-5 * x.abs().max(1.0), "{what}: step {}: {x} vs {y}\n{a:?}\n{b:?}", step + 1);
+    }
+}
+
 #[test]
 fn gradient_caching_equals_a_plain_step() {
-    // Two micro-batches with cached embedding gradients must give the same first loss (whole-batch negatives) and,
-    // with BatchNorm statistics per micro-batch being the only difference, nearly the same second-step loss.
-    let a = tempfile::tempdir().expect("tempdir");
-    let b = tempfile::tempdir().expect("tempdir");
-    let plain = run(|v| v["run"]["max_steps"] = 2.into(), a.path());
-    let cached = run(
-        |v| {
-            v["run"]["max_steps"] = 2.into();
-            v["run"]["micro_batches"] = 2.into();
-        },
-        b.path(),
-    );
-    assert_eq!(plain.len(), 2);
-    assert_eq!(cached.len(), 2);
-    // Step 1's loss is computed over the same 32 clips; BatchNorm sees 16 at a time in the cached run, so the
-    // embeddings differ slightly: the losses agree to a few percent, not bit for bit.
-    for (p, c) in plain.iter().zip(&cached) {
-        assert!((p - c).abs() / p < 0.05, "plain {plain:?} vs cached {cached:?}");
-    }
+    // Two micro-batches with cached embedding gradients: the same losses as one forward of the whole batch, step
+    // after step (so the same gradients too). With BatchNorm in training mode the micro-batches would see other
+    // batch statistics; frozen, each clip's embedding is its own.
+    let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let plain = run(|v| exact_split(v, 1), a.path());
+    let cached = run(|v| exact_split(v, 2), b.path());
+    assert_same_losses("plain vs 2 micro-batches", &plain, &cached);
+    // The learning rate is large enough that the steps change the loss (a test that cannot fail otherwise).
+    assert!((plain[3] - plain[0]).abs() > 1e-3, "{plain:?}");
+}
+
+#[test]
+fn several_devices_in_one_process_give_the_one_device_losses() {
+    // `--device flex,flex`: two threads, each a rank of a LocalGroup with half the batch, negatives gathered from
+    // both and gradients averaged: the one loop of every launch mode must reproduce one device with the whole batch.
+    // The second run also caches gradients inside each device (2 micro-batches of 8 clips).
+    let (one, two) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let single = run(|v| exact_split(v, 1), one.path());
+    let (_d, p) = smoke(|v| exact_split(v, 2));
+    let cfg = PretrainConfig::load(&p, None).expect("config");
+    let done = svaclr_train::launch(&cfg, two.path(), "flex,flex", DistributedMode::None, &PretrainOptions::default())
+        .expect("two devices");
+    assert_eq!(done.summary.processes, 2);
+    assert_eq!(done.summary.device, "flex,flex");
+    let pair: Vec<f64> =
+        RunDir::new(two.path()).read_metrics().expect("metrics").iter().map(|r| r.stats.loss).collect();
+    assert_same_losses("1 device vs 2 devices", &single, &pair);
+    // A batch that does not split over the devices is refused before any step.
+    let (_d, p) = smoke(|v| {
+        exact_split(v, 1);
+        v["run"]["batch_size"] = 30.into();
+    });
+    let cfg = PretrainConfig::load(&p, None).expect("config");
+    let out = tempfile::tempdir().expect("tempdir");
+    let err = svaclr_train::launch(
+        &cfg,
+        out.path(),
+        "flex,flex,flex,flex",
+        DistributedMode::None,
+        &PretrainOptions::default(),
+    )
+    .expect_err("30 clips over 4 devices");
+    assert!(err.to_string().contains("not divisible by 4"), "{err}");
 }
 
 #[test]

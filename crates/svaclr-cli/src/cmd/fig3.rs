@@ -38,7 +38,7 @@ struct Example {
 /// Compute the examples of `run_dir`'s model on `manifest` and write `png` (and the numbers beside it as JSON).
 pub fn write(run_dir: &Path, manifest: &Path, device: &str, png: &Path) -> Result<()> {
     let (_, dev) = parse_device(device)?;
-    let (cfg, model) = svaclr_train::checkpoint::load_pretrained(run_dir, &dev)?;
+    let (cfg, model) = svaclr_train::RunDir::new(run_dir).load_pretrained(&dev)?;
     let model = model.valid();
     let m = Manifest::load(manifest)?;
     let ds = ClipDataset::new(&m, None, cfg.data.clone())?;
@@ -87,7 +87,7 @@ pub fn write(run_dir: &Path, manifest: &Path, device: &str, png: &Path) -> Resul
         let a_fast = la.clone().narrow(1, si, 1).reshape([1, k, md]);
         let ya = Tensor::cat(vec![a_orig, a_fast.clone()], 0); // [2, k, M]
         let yv = Tensor::cat(vec![lv.clone().reshape([1, k, md]), lv.clone().reshape([1, k, md])], 0);
-        let lam = svaclr_loss::try_cross_affinity(ya, yv, loss.lambda_temperature, loss.lambda_mode, true)?; // [k, 2, 2]
+        let lam = svaclr_loss::cross_affinity(ya, yv, loss.lambda_temperature, loss.lambda_mode, true)?; // [k, 2, 2]
         let lam: Vec<f32> = lam
             .narrow(1, 1, 1)
             .narrow(2, 0, 1)

@@ -6,8 +6,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use svaclr_train::distributed::{self, Collective, DistributedMode};
-use svaclr_train::{PretrainConfig, PretrainOptions, PretrainSummary, ddp, parse_device, pretrain_on};
+use svaclr_train::distributed::DistributedMode;
+use svaclr_train::{PretrainConfig, PretrainOptions, PretrainSummary, launch};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,9 +17,9 @@ pub struct Args {
     /// Run directory: resolved config, metrics.jsonl, checkpoints/, summary.json, metrics.png.
     #[arg(long)]
     out: PathBuf,
-    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N]; several CUDA devices for data-parallel training in one
-    /// process: cuda:0,1,2,3 (needs the `cuda` feature and NCCL; see docs/training.md). In a multi-process job
-    /// `cuda` / `tch-cuda` without N is the device of the process' local rank.
+    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N]; several devices for data-parallel training in one
+    /// process: cuda:0,1,2,3 (one thread per device, negatives gathered from all; see docs/training.md). In a
+    /// multi-process job `cuda` / `tch-cuda` without N is the device of the process' local rank.
     #[arg(long, default_value = "flex")]
     device: String,
     /// Dataset manifest to train on, replacing the config's `manifest`.
@@ -44,23 +44,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let comm = distributed::init(args.distributed)?;
-    if comm.size() == 1 {
-        return train(args, comm.as_ref());
-    }
-    // Several processes: a rank that fails must end the whole job (its peers would otherwise wait in the next
-    // collective forever), and say which rank it was.
-    let who = comm.describe();
-    match train(args, comm.as_ref()) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            eprintln!("error: {who}: {}", crate::one_line(&e));
-            comm.abort(1)
-        }
-    }
-}
-
-fn train(args: Args, comm: &dyn Collective) -> anyhow::Result<()> {
     let mut cfg = PretrainConfig::load(&args.config, args.manifest.as_deref())?;
     if let Some(seed) = args.seed {
         cfg.seed = seed;
@@ -69,36 +52,21 @@ fn train(args: Args, comm: &dyn Collective) -> anyhow::Result<()> {
         cfg.run.max_steps = args.max_steps;
     }
     let opts = PretrainOptions { resume: args.resume, progress: !args.quiet && std::io::stderr().is_terminal() };
-    if args.device.contains(',') {
-        if comm.size() > 1 {
-            anyhow::bail!(
-                "--device {}: a device list (one-process data parallel) cannot be combined with an MPI job of {} \
-                 processes; give each process one device",
-                args.device,
-                comm.size()
-            );
-        }
-        let specs = ddp::parse_device_list(&args.device)?;
-        let s = ddp::pretrain_ddp(&cfg, &args.out, &specs, &opts)
-            .with_context(|| format!("pre-training {}", args.out.display()))?;
-        return report(&args, &s, "");
-    }
-    let device_arg = if comm.size() > 1 {
-        distributed::device_for_local_rank(&args.device, distributed::local_rank())
-    } else {
-        args.device.clone()
-    };
-    let (spec, device) = parse_device(&device_arg)?;
-    let s = pretrain_on(&cfg, &args.out, &device, &spec.to_string(), &opts, comm)
+    let done = launch(&cfg, &args.out, &args.device, args.distributed, &opts)
         .with_context(|| format!("pre-training {}", args.out.display()))?;
-    if comm.size() > 1 {
-        eprintln!("{}: final weights {}", comm.describe(), s.weights_hash);
+    if let Some(who) = &done.describe {
+        eprintln!("{who}: final weights {}", done.summary.weights_hash);
     }
-    if comm.rank() != 0 {
+    if done.rank != 0 {
         return Ok(());
     }
-    let procs = if comm.size() > 1 { format!(" x {} processes", comm.size()) } else { String::new() };
-    report(&args, &s, &procs)
+    let ranks = done.summary.processes;
+    let procs = match (&done.describe, ranks) {
+        (Some(_), p) => format!(" x {p} processes"),
+        (None, p) if p > 1 => format!(" ({p} devices)"),
+        _ => String::new(),
+    };
+    report(&args, &done.summary, &procs)
 }
 
 /// The one-line summary of a finished run (stdout).

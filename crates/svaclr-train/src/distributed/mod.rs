@@ -1,6 +1,7 @@
-//! Multi-process training: the few collective operations the trainer needs, behind [`Collective`], so that the
-//! trainer runs the same code for one process ([`Single`], every operation a no-op) and for P processes (`Mpi`, with
-//! the `mpi` cargo feature, over Open MPI through the `mpi` crate). See docs/distributed.md.
+//! Data-parallel training: the few collective operations the trainer needs, behind [`Collective`], so that one loop
+//! runs every launch mode: one device ([`Single`], every operation a no-op), several devices in one process
+//! ([`local::LocalGroup`], one thread per device, the collectives through shared memory), and several processes
+//! (`Mpi`, with the `mpi` cargo feature, over Open MPI through the `mpi` crate). See docs/distributed.md.
 //!
 //! What the trainer does with them (per optimiser step):
 //! 1. every rank embeds its own B/P clips (pass 1 of gradient caching, no graph kept across micro-batches);
@@ -21,6 +22,10 @@ use burn::prelude::*;
 use sha2::Digest;
 
 use crate::error::TrainError;
+
+pub mod local;
+#[cfg(feature = "mpi")]
+mod mpi_world;
 
 /// The collective operations of data-parallel training. Every rank must call the same operations in the same order
 /// with buffers of the same length (as with MPI itself).
@@ -149,7 +154,7 @@ pub fn init(mode: DistributedMode) -> Result<Box<dyn Collective>, TrainError> {
 
 #[cfg(feature = "mpi")]
 fn init_mpi(_mode: DistributedMode) -> Result<Box<dyn Collective>, TrainError> {
-    Ok(Box::new(mpi_impl::Mpi::init()?))
+    Ok(Box::new(mpi_world::Mpi::init()?))
 }
 
 #[cfg(not(feature = "mpi"))]
@@ -161,68 +166,6 @@ fn init_mpi(mode: DistributedMode) -> Result<Box<dyn Collective>, TrainError> {
     Err(TrainError::Distributed(format!(
         "{why} but svaclr was built without the `mpi` feature (rebuild with `--features mpi`, see docs/distributed.md)"
     )))
-}
-
-#[cfg(feature = "mpi")]
-mod mpi_impl {
-    use mpi::collective::SystemOperation;
-    use mpi::environment::Universe;
-    use mpi::topology::SimpleCommunicator;
-    use mpi::traits::*;
-
-    use super::Collective;
-    use crate::error::TrainError;
-
-    /// MPI_COMM_WORLD of an initialised MPI environment (the `mpi` crate over the system's Open MPI). MPI's default
-    /// error handler (MPI_ERRORS_ARE_FATAL) stays in place: a failed collective or a dead peer ends the job.
-    pub struct Mpi {
-        world: SimpleCommunicator,
-        // Dropped last: finalises MPI.
-        _universe: Universe,
-    }
-
-    impl Mpi {
-        pub fn init() -> Result<Self, TrainError> {
-            let universe = mpi::initialize()
-                .ok_or_else(|| TrainError::Distributed("MPI was already initialised in this process".into()))?;
-            let world = universe.world();
-            Ok(Self { world, _universe: universe })
-        }
-    }
-
-    impl Collective for Mpi {
-        fn rank(&self) -> usize {
-            self.world.rank() as usize
-        }
-        fn size(&self) -> usize {
-            self.world.size() as usize
-        }
-        fn all_gather(&self, local: &[f32]) -> Result<Vec<f32>, TrainError> {
-            let mut out = vec![0f32; local.len() * self.size()];
-            self.world.all_gather_into(local, &mut out[..]);
-            Ok(out)
-        }
-        fn all_gather_u64(&self, local: u64) -> Result<Vec<u64>, TrainError> {
-            let mut out = vec![0u64; self.size()];
-            self.world.all_gather_into(&local, &mut out[..]);
-            Ok(out)
-        }
-        fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<(), TrainError> {
-            let send = buf.to_vec();
-            self.world.all_reduce_into(&send[..], buf, SystemOperation::sum());
-            Ok(())
-        }
-        fn broadcast(&self, buf: &mut [f32]) -> Result<(), TrainError> {
-            self.world.process_at_rank(0).broadcast_into(buf);
-            Ok(())
-        }
-        fn barrier(&self) {
-            self.world.barrier();
-        }
-        fn abort(&self, code: i32) -> ! {
-            self.world.abort(code)
-        }
-    }
 }
 
 /// Gather `[V, n, D]` per rank into `[V, P*n, D]`, rank r's clips at `r*n..(r+1)*n` (detached).
