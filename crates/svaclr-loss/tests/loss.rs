@@ -460,7 +460,7 @@ fn config_loss_uses_the_configured_kind() {
 /// the loss over the whole batch, and their gradients sum to `world` times its gradient.
 #[test]
 fn anchor_shares_average_to_the_whole_batch_loss() {
-    let dev = Device::flex();
+    let dev = device();
     let (v, n, d) = (2, 6, 3);
     let data = |k: f32, w: usize| (0..v * n * w).map(|i| (i as f32 * k).sin()).collect::<Vec<f32>>();
     let (za, zv, ya, yv) = (data(0.37, d), data(1.1, d), data(0.61, 5), data(0.23, 5));

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::config::PretrainConfig;
 use crate::device::{parse_device, parse_device_list};
 use crate::distributed::local::LocalGroup;
-use crate::distributed::{self, Collective, DistributedMode};
+use crate::distributed::{self, DistributedMode};
 use crate::error::TrainError;
 use crate::metrics::PretrainSummary;
 use crate::trainer::{PretrainOptions, pretrain_on};

@@ -27,8 +27,7 @@ use svaclr_models::AvModel;
 
 use crate::config::PretrainConfig;
 use crate::error::TrainError;
-use crate::metrics::{MonitorRecord, StepRecord, read_records};
-use crate::trainer::PretrainSummary;
+use crate::metrics::{MonitorRecord, PretrainSummary, StepRecord, read_records};
 
 /// A pre-training run's folder. Only this type names the files inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
