@@ -416,7 +416,8 @@ pub fn run(args: Args) -> Result<()> {
                 );
             } else {
                 std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
-                crate::cmd::fig3::write(&first_run[ri].0, &ret_manifest, &device, &png)?;
+                let (_, dev) = svaclr_train::parse_device(&device)?;
+                svaclr_eval::fig3::write(&first_run[ri].0, &ret_manifest, &dev, &png)?;
                 figures.push(png);
             }
         }
