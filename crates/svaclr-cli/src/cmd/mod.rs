@@ -1,7 +1,6 @@
 //! One module per subcommand.
 
 pub mod export;
-pub mod figures;
 pub mod finetune;
 pub mod forward;
 pub mod import;
