@@ -152,11 +152,19 @@ impl FinetuneConfig {
     /// Read `path`, resolve the data root (`data_root` overrides the file's) and manifest paths, and validate.
     pub fn load(path: &Path, data_root: Option<&Path>) -> Result<Self, EvalError> {
         let text = std::fs::read_to_string(path).map_err(EvalError::io(path))?;
-        let mut cfg: Self = serde_json::from_str(&text)
-            .map_err(|e| EvalError::Config { path: path.to_path_buf(), message: e.to_string() })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        cfg.resolve(base, data_root);
-        cfg.validate().map_err(|message| EvalError::Config { path: path.to_path_buf(), message })?;
+        let cfg = Self::parse(&text, path, data_root)?;
+        cfg.check_manifests().map_err(|message| EvalError::Config { path: path.to_path_buf(), message })?;
+        Ok(cfg)
+    }
+
+    /// [`FinetuneConfig::load`] without the filesystem: parse `text` (the contents of `path`, which errors name and
+    /// relative paths are resolved against), resolve the data root and manifests, and check every field, but not
+    /// that the manifests exist.
+    pub fn parse(text: &str, path: &Path, data_root: Option<&Path>) -> Result<Self, EvalError> {
+        let config_error = |message: String| EvalError::Config { path: path.to_path_buf(), message };
+        let mut cfg: Self = serde_json::from_str(text).map_err(|e| config_error(e.to_string()))?;
+        cfg.resolve(path.parent().unwrap_or(Path::new(".")), data_root);
+        cfg.validate_fields().map_err(config_error)?;
         Ok(cfg)
     }
 
@@ -181,6 +189,12 @@ impl FinetuneConfig {
 
     /// Check every field and that every manifest exists; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_fields()?;
+        self.check_manifests()
+    }
+
+    /// The checks of [`FinetuneConfig::validate`] that need no filesystem; the message names the field.
+    pub fn validate_fields(&self) -> Result<(), String> {
         self.train_data.validate().map_err(|e| format!("train_data: {e}"))?;
         self.test_data.validate().map_err(|e| format!("test_data: {e}"))?;
         if self.train_data.views() != 1 {
@@ -241,6 +255,12 @@ impl FinetuneConfig {
             if f.name.trim().is_empty() || !names.insert(f.name.as_str()) {
                 return Err(format!("folds: name '{}' is empty or repeated", f.name));
             }
+        }
+        Ok(())
+    }
+
+    fn check_manifests(&self) -> Result<(), String> {
+        for f in &self.folds {
             for (what, s) in [("train", &f.train), ("test", &f.test)] {
                 if !s.manifest.is_file() {
                     return Err(format!("fold '{}' {what}: manifest {} does not exist", f.name, s.manifest.display()));

@@ -85,6 +85,9 @@ pub enum EvalError {
     /// A pre-training run could not be loaded; it names the run directory or file.
     #[error(transparent)]
     Train(#[from] svaclr_train::error::TrainError),
+    /// A loss function refused its inputs (the cross-affinity of Fig. 3).
+    #[error(transparent)]
+    Loss(#[from] svaclr_loss::LossError),
 }
 
 impl EvalError {

@@ -11,10 +11,12 @@
 //! - [`classify`]: multi-view averaging, top-k, confusion matrices (pure, host-side).
 //! - [`schedule`]: GDT's warm-up + step learning-rate schedule.
 //! - [`report`]: `results.json`, `results.md`, `confusion.png`.
+//! - [`fig3`]: the paper's Fig. 3 for a pre-trained run (spectrograms at speeds 1/2/4 and the learned lambda).
 
 pub mod classify;
 pub mod config;
 pub mod error;
+pub mod fig3;
 pub mod finetune;
 pub mod report;
 pub mod retrieval;

@@ -99,20 +99,42 @@ impl PretrainConfig {
     pub fn load(path: &Path, manifest: Option<&Path>) -> Result<Self, TrainError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| TrainError::Io { path: path.to_path_buf(), source })?;
-        let mut cfg: Self = serde_json::from_str(&text)
-            .map_err(|source| TrainError::Config { path: path.to_path_buf(), message: source.to_string() })?;
+        let cfg = Self::parse(&text, path, manifest)?;
+        cfg.check_manifest().map_err(|message| TrainError::Config { path: path.to_path_buf(), message })?;
+        Ok(cfg)
+    }
+
+    /// [`PretrainConfig::load`] without the filesystem: parse `text` (the contents of `path`, which errors name and
+    /// relative paths are resolved against), replace the manifest, and check every field, but not that the
+    /// manifest exists.
+    pub fn parse(text: &str, path: &Path, manifest: Option<&Path>) -> Result<Self, TrainError> {
+        let config_error = |message: String| TrainError::Config { path: path.to_path_buf(), message };
+        let mut cfg: Self = serde_json::from_str(text).map_err(|e| config_error(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(m) = manifest {
             cfg.manifest = m.to_path_buf();
         } else if cfg.manifest.is_relative() {
             cfg.manifest = base.join(&cfg.manifest);
         }
-        cfg.validate().map_err(|message| TrainError::Config { path: path.to_path_buf(), message })?;
+        cfg.validate_fields().map_err(config_error)?;
         Ok(cfg)
     }
 
     /// Check everything that can be checked before any work: ranges, divisibility, the manifest's existence.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_fields()?;
+        self.check_manifest()
+    }
+
+    fn check_manifest(&self) -> Result<(), String> {
+        if !self.manifest.is_file() {
+            return Err(format!("dataset manifest {} does not exist", self.manifest.display()));
+        }
+        Ok(())
+    }
+
+    /// The checks of [`PretrainConfig::validate`] that need no filesystem: ranges, divisibility, combinations.
+    pub fn validate_fields(&self) -> Result<(), String> {
         self.data.validate().map_err(|e| e.to_string())?;
         self.model.validate().map_err(|e| e.to_string())?;
         self.loss.validate().map_err(|e| e.to_string())?;
@@ -162,9 +184,6 @@ impl PretrainConfig {
         }
         if self.loss.kind == svaclr_loss::LossKind::SoftInfoNce && self.data.views() != 2 {
             return Err("loss.kind = soft_info_nce needs speed co-augmentation (2 views): set data.speeds".into());
-        }
-        if !self.manifest.is_file() {
-            return Err(format!("dataset manifest {} does not exist", self.manifest.display()));
         }
         Ok(())
     }

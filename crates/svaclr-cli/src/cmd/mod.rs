@@ -1,8 +1,6 @@
 //! One module per subcommand.
 
 pub mod export;
-pub mod fig3;
-pub mod figures;
 pub mod finetune;
 pub mod forward;
 pub mod import;

@@ -1,6 +1,6 @@
-//! A figure in the spirit of the paper's Fig. 3: for a few clips of the retrieval split, a frame, the log-mel
+//! The paper's Fig. 3 for a pre-trained SoftInfoNCE run: for a few clips of the retrieval split, a frame, the log-mel
 //! spectrograms of the audio at speeds 1, 2 and 4, and the cross-affinity weight lambda the trained model gives each
-//! sped-up audio view against the video.
+//! sped-up audio view against the video. [`write`] computes the numbers ([`Fig3`], saved as JSON) and draws the PNG.
 //!
 //! lambda is computed exactly as in training (svaclr-loss's `cross_affinity` with the run's `lambda_temperature`
 //! and `lambda_mode`, on the mapped representations l(y)) for the views of one training pair: audio at speeds
@@ -9,42 +9,140 @@
 //! audio less like the video than the original audio is (at s = 1 the views are identical and lambda is 1). The
 //! model runs in eval mode (BatchNorm running statistics), as retrieval does.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
 use burn::module::Module;
-use burn::tensor::{Tensor, TensorData};
+use burn::prelude::*;
 use plotters::prelude::*;
-use serde_json::json;
+use serde::Serialize;
 use svaclr_data::{AvSample, ClipDataset, Manifest};
-use svaclr_train::device::parse_device;
+
+use crate::error::EvalError;
+use crate::report::write_json;
+use crate::views::to_host;
 
 /// The audio speeds shown (the paper's Fig. 3).
 pub const SPEEDS: [f64; 3] = [1.0, 2.0, 4.0];
 /// Clips shown (distinct labels first, in manifest order).
 pub const CLIPS: usize = 4;
 
-/// One clip's row of the figure.
-struct Example {
-    id: String,
-    label: Option<usize>,
-    sample: AvSample,
-    /// lambda(a×s, v) per entry of [`SPEEDS`].
-    lambda: Vec<f64>,
-    /// cos(l(y_a×s), l(y_v)) per entry of [`SPEEDS`].
-    cosine: Vec<f64>,
+/// How lambda is defined, written into the JSON beside the figure.
+const LAMBDA_DEFINITION: &str = "lambda(a x s, v): cross_affinity over audio views (1, s) x video views (1, 1), entry \
+                                 (a x s, v); run's lambda_temperature and lambda_mode; eval mode";
+
+/// The figure's numbers (saved beside the PNG as JSON).
+#[derive(Clone, Debug, Serialize)]
+pub struct Fig3 {
+    /// The pre-training run.
+    pub run: PathBuf,
+    /// The manifest the clips come from.
+    pub manifest: PathBuf,
+    /// [`SPEEDS`].
+    pub speeds: [f64; 3],
+    /// What `lambda` is.
+    pub lambda_definition: &'static str,
+    /// The run's `loss.lambda_temperature`.
+    pub lambda_temperature: f64,
+    /// One entry per clip shown.
+    pub examples: Vec<Fig3Example>,
 }
 
-/// Compute the examples of `run_dir`'s model on `manifest` and write `png` (and the numbers beside it as JSON).
-pub fn write(run_dir: &Path, manifest: &Path, device: &str, png: &Path) -> Result<()> {
-    let (_, dev) = parse_device(device)?;
-    let (cfg, model) = svaclr_train::RunDir::new(run_dir).load_pretrained(&dev)?;
+/// One clip's row of the figure.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fig3Example {
+    /// Manifest id.
+    pub id: String,
+    /// Class, if the manifest has one.
+    pub label: Option<usize>,
+    /// Where the clip starts.
+    pub start_sec: f64,
+    /// lambda(a×s, v) per entry of [`SPEEDS`].
+    pub lambda: Vec<f64>,
+    /// cos(l(y_a×s), l(y_v)) per entry of [`SPEEDS`].
+    pub cosine: Vec<f64>,
+}
+
+/// Compute the figure of `run_dir`'s model on `manifest`, write `png` and the numbers beside it (`png` with the
+/// extension `.json`), and return the numbers.
+pub fn write(run_dir: &Path, manifest: &Path, device: &Device, png: &Path) -> Result<Fig3, EvalError> {
+    let (cfg, model) = svaclr_train::RunDir::new(run_dir).load_pretrained(device)?;
     let model = model.valid();
-    let m = Manifest::load(manifest)?;
-    let ds = ClipDataset::new(&m, None, cfg.data.clone())?;
-    // Distinct labels first (the most varied examples), then the rest in order.
+    let ds = ClipDataset::new(&Manifest::load(manifest)?, None, cfg.data.clone())?;
+    let picked = pick_clips(&ds);
+    if picked.is_empty() {
+        return Err(EvalError::invalid("manifest", format!("{}: no clips for the Fig. 3 figure", manifest.display())));
+    }
+    let samples: Vec<AvSample> =
+        picked.iter().map(|&i| ds.speed_views(i, &[1.0], &SPEEDS)).collect::<Result<_, _>>()?;
+    let k = samples.len();
+    let [c, t, h, w] = cfg.data.video_view_shape();
+    let [_, f, ts] = cfg.data.audio_view_shape();
+    let video: Vec<f32> = samples.iter().flat_map(|s| s.video[0].iter().copied()).collect();
+    let audio: Vec<f32> = samples.iter().flat_map(|s| s.audio.iter().flatten().copied()).collect();
+    let video = Tensor::<5>::from_data(TensorData::new(video, [k, c, t, h, w]), device);
+    let audio = Tensor::<4>::from_data(TensorData::new(audio, [k * SPEEDS.len(), 1, f, ts]), device);
+    let lv = model.map_video.forward(model.video.forward(video)); // [k, M]
+    let la = model.map_audio.forward(model.audio.forward(audio)); // [k*S, M]
+    let md = lv.dims()[1];
+    if la.dims()[1] != md {
+        let reason = format!(
+            "{}: the affinity maps give widths {} (audio) and {md} (video); lambda needs equal widths",
+            run_dir.display(),
+            la.dims()[1]
+        );
+        return Err(EvalError::invalid("model", reason));
+    }
+    let la = la.reshape([k, SPEEDS.len(), md]);
+    let loss = &cfg.loss;
+    let mut lambda = vec![vec![0.0; SPEEDS.len()]; k];
+    let mut cosine = vec![vec![0.0; SPEEDS.len()]; k];
+    let lvn = svaclr_loss::l2_normalize(lv.clone(), 1);
+    for si in 0..SPEEDS.len() {
+        let a_orig = la.clone().narrow(1, 0, 1).reshape([1, k, md]);
+        let a_fast = la.clone().narrow(1, si, 1).reshape([1, k, md]);
+        let ya = Tensor::cat(vec![a_orig, a_fast.clone()], 0); // [2, k, M]
+        let yv = Tensor::cat(vec![lv.clone().reshape([1, k, md]), lv.clone().reshape([1, k, md])], 0);
+        let lam = svaclr_loss::cross_affinity(ya, yv, loss.lambda_temperature, loss.lambda_mode, true)?; // [k, 2, 2]
+        let (lam, _) = to_host(lam.narrow(1, 1, 1).narrow(2, 0, 1).reshape([k, 1]))?;
+        let an = svaclr_loss::l2_normalize(a_fast.reshape([k, md]), 1);
+        let (cos, _) = to_host((an * lvn.clone()).sum_dim(1).reshape([k, 1]))?;
+        for j in 0..k {
+            lambda[j][si] = f64::from(lam[j]);
+            cosine[j][si] = f64::from(cos[j]);
+        }
+    }
+    let examples = samples
+        .iter()
+        .zip(lambda)
+        .zip(cosine)
+        .map(|((s, lambda), cosine)| Fig3Example {
+            id: s.spec.video_id.clone(),
+            label: s.label,
+            start_sec: s.spec.start_sec,
+            lambda,
+            cosine,
+        })
+        .collect();
+    let fig = Fig3 {
+        run: run_dir.to_path_buf(),
+        manifest: manifest.to_path_buf(),
+        speeds: SPEEDS,
+        lambda_definition: LAMBDA_DEFINITION,
+        lambda_temperature: loss.lambda_temperature,
+        examples,
+    };
+    write_json(&png.with_extension("json"), &fig)?;
+    let geometry =
+        Geometry { video: [t, h, w], audio: [f, ts], mean: cfg.data.augment.mean, std: cfg.data.augment.std };
+    draw(&fig.examples, &samples, &geometry, png)?;
+    Ok(fig)
+}
+
+/// Up to [`CLIPS`] clip indices of `ds`: distinct labels first (the most varied examples), then the rest in order.
+fn pick_clips(ds: &ClipDataset) -> Vec<usize> {
     let mut picked: Vec<usize> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for i in 0..ds.len() {
         if picked.len() < CLIPS && seen.insert(ds.label(i)) {
             picked.push(i);
@@ -55,74 +153,16 @@ pub fn write(run_dir: &Path, manifest: &Path, device: &str, png: &Path) -> Resul
             picked.push(i);
         }
     }
-    if picked.is_empty() {
-        anyhow::bail!("{}: no clips for the Fig. 3 figure", manifest.display());
-    }
-    let samples: Vec<AvSample> =
-        picked.iter().map(|&i| ds.speed_views(i, &[1.0], &SPEEDS)).collect::<Result<_, _>>()?;
-    let k = samples.len();
-    let [c, t, h, w] = cfg.data.video_view_shape();
-    let [_, f, ts] = cfg.data.audio_view_shape();
-    let video: Vec<f32> = samples.iter().flat_map(|s| s.video[0].iter().copied()).collect();
-    let audio: Vec<f32> = samples.iter().flat_map(|s| s.audio.iter().flatten().copied()).collect();
-    let video = Tensor::<5>::from_data(TensorData::new(video, [k, c, t, h, w]), &dev);
-    let audio = Tensor::<4>::from_data(TensorData::new(audio, [k * SPEEDS.len(), 1, f, ts]), &dev);
-    let lv = model.map_video.forward(model.video.forward(video)); // [k, M]
-    let la = model.map_audio.forward(model.audio.forward(audio)); // [k*S, M]
-    let md = lv.dims()[1];
-    if la.dims()[1] != md {
-        anyhow::bail!(
-            "{}: the affinity maps give widths {} (audio) and {md} (video); lambda needs equal widths",
-            run_dir.display(),
-            la.dims()[1]
-        );
-    }
-    let la = la.reshape([k, SPEEDS.len(), md]);
-    let loss = &cfg.loss;
-    let mut lambda = vec![vec![0.0; SPEEDS.len()]; k];
-    let mut cosine = vec![vec![0.0; SPEEDS.len()]; k];
-    let lvn = svaclr_loss::l2_normalize(lv.clone(), 1);
-    for (si, _) in SPEEDS.iter().enumerate() {
-        let a_orig = la.clone().narrow(1, 0, 1).reshape([1, k, md]);
-        let a_fast = la.clone().narrow(1, si, 1).reshape([1, k, md]);
-        let ya = Tensor::cat(vec![a_orig, a_fast.clone()], 0); // [2, k, M]
-        let yv = Tensor::cat(vec![lv.clone().reshape([1, k, md]), lv.clone().reshape([1, k, md])], 0);
-        let lam = svaclr_loss::cross_affinity(ya, yv, loss.lambda_temperature, loss.lambda_mode, true)?; // [k, 2, 2]
-        let lam: Vec<f32> = lam
-            .narrow(1, 1, 1)
-            .narrow(2, 0, 1)
-            .reshape([k])
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow!("reading lambda: {e:?}"))?;
-        let an = svaclr_loss::l2_normalize(a_fast.reshape([k, md]), 1);
-        let cos: Vec<f32> = (an * lvn.clone())
-            .sum_dim(1)
-            .reshape([k])
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow!("reading similarities: {e:?}"))?;
-        for j in 0..k {
-            lambda[j][si] = f64::from(lam[j]);
-            cosine[j][si] = f64::from(cos[j]);
-        }
-    }
-    let examples: Vec<Example> = samples
-        .into_iter()
-        .zip(lambda)
-        .zip(cosine)
-        .map(|((s, lambda), cosine)| Example { id: s.spec.video_id.clone(), label: s.label, sample: s, lambda, cosine })
-        .collect();
-    let numbers = json!({
-        "run": run_dir, "manifest": manifest, "speeds": SPEEDS,
-        "lambda_definition": "lambda(a x s, v): cross_affinity over audio views (1, s) x video views (1, 1), entry (a x s, v); run's lambda_temperature and lambda_mode; eval mode",
-        "lambda_temperature": loss.lambda_temperature,
-        "examples": examples.iter().map(|e| json!({"id": e.id, "label": e.label, "start_sec": e.sample.spec.start_sec, "lambda": e.lambda, "cosine": e.cosine})).collect::<Vec<_>>(),
-    });
-    let json_path = png.with_extension("json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&numbers)?)
-        .with_context(|| json_path.display().to_string())?;
-    draw(&examples, [t, h, w], [f, ts], &cfg.data.augment.mean, &cfg.data.augment.std, png)
+    picked
+}
+
+/// What the drawing needs to know of the views: `[T, H, W]` of the video, `[mels, frames]` of the audio, and the
+/// normalisation to undo on the frames.
+struct Geometry {
+    video: [usize; 3],
+    audio: [usize; 2],
+    mean: [f32; 3],
+    std: [f32; 3],
 }
 
 /// A dark-to-bright ramp for spectrograms (x in [0, 1]).
@@ -137,15 +177,10 @@ fn ramp(x: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-fn draw(
-    examples: &[Example],
-    [t, h, w]: [usize; 3],
-    [f, ts]: [usize; 2],
-    mean: &[f32; 3],
-    std: &[f32; 3],
-    png: &Path,
-) -> Result<()> {
-    let e = |x: String| anyhow!("{}: cannot draw figure: {x}", png.display());
+/// One row per example: the middle frame, then a spectrogram per speed with lambda and the cosine under it.
+fn draw(examples: &[Fig3Example], samples: &[AvSample], g: &Geometry, png: &Path) -> Result<(), EvalError> {
+    let e = |x: String| EvalError::Plot { path: png.to_path_buf(), message: x };
+    let ([t, h, w], [f, ts]) = (g.video, g.audio);
     let (cell_w, cell_h, gap, head, foot) = (200i32, 150i32, 10i32, 40i32, 24i32);
     let cols = 1 + SPEEDS.len() as i32;
     let width = cols * (cell_w + gap) + gap;
@@ -158,17 +193,17 @@ fn draw(
         root.draw_text(title, &TextStyle::from(font.clone()), (gap + ci as i32 * (cell_w + gap), 12))
             .map_err(|x| e(x.to_string()))?;
     }
-    for (ri, ex) in examples.iter().enumerate() {
+    for (ri, (ex, sample)) in examples.iter().zip(samples).enumerate() {
         let y0 = head + ri as i32 * (cell_h + foot + gap);
         // The middle frame, de-normalised, nearest-neighbour scaled to the cell.
-        let v = &ex.sample.video[0];
+        let v = &sample.video[0];
         let tm = t / 2;
         let side = cell_h.min(cell_w);
         for py in 0..side {
             for px in 0..side {
                 let (y, x) = (py as usize * h / side as usize, px as usize * w / side as usize);
                 let ch = |c: usize| {
-                    let val = f64::from(v[((c * t + tm) * h + y) * w + x] * std[c] + mean[c]);
+                    let val = f64::from(v[((c * t + tm) * h + y) * w + x] * g.std[c] + g.mean[c]);
                     (val.clamp(0.0, 1.0) * 255.0).round() as u8
                 };
                 root.draw_pixel((gap + px, y0 + py), &RGBColor(ch(0), ch(1), ch(2))).map_err(|x| e(x.to_string()))?;
@@ -182,10 +217,10 @@ fn draw(
         )
         .map_err(|x| e(x.to_string()))?;
         // Spectrograms on one colour scale per clip (low frequencies at the bottom).
-        let all: Vec<f32> = ex.sample.audio.iter().flatten().copied().collect();
+        let all: Vec<f32> = sample.audio.iter().flatten().copied().collect();
         let (lo, hi) = all.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
         let span = f64::from((hi - lo).max(1e-6));
-        for (si, mel) in ex.sample.audio.iter().enumerate() {
+        for (si, mel) in sample.audio.iter().enumerate() {
             let x0 = gap + (si as i32 + 1) * (cell_w + gap);
             for py in 0..cell_h {
                 for px in 0..cell_w {
@@ -204,6 +239,5 @@ fn draw(
                 .map_err(|x| e(x.to_string()))?;
         }
     }
-    root.present().map_err(|x| e(x.to_string()))?;
-    Ok(())
+    root.present().map_err(|x| e(x.to_string()))
 }

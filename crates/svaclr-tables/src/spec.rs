@@ -1,0 +1,373 @@
+//! The table file, configs/tables/TABLE.json, as typed structs. Every struct rejects unknown keys and every key
+//! without a documented meaning for its absence is required, so a typo is a one-line error naming the file and the
+//! key (serde's message, with line and column). [`TableSpec::parse`] then checks what serde cannot: references
+//! between keys (a row's cells against `describe`, the paper's numbers against the columns, `model_from_row`).
+//!
+//! # The table file
+//!
+//! - `columns`: `{key, label, paper_label, eval, metric}`. `eval` is `retrieval` (the preset's retrieval manifest,
+//!   `svaclr retrieve`) or the name of an entry of the preset's `evals` (a finetune config); `metric` is what is read
+//!   from that step's results.json, reported in percent: `top1` or `top5` of a classification, `v2a.K` or `a2v.K`
+//!   (R@K) of retrieval. A column whose `eval` the preset does not define is printed as not run.
+//! - `describe`: the descriptive column labels; each row (and published row, and the baseline) has one `cells` entry
+//!   per label, filled by `{name}` substitution from the preset's `labels`.
+//! - `rows`: `{name, cells, pretrain, paper, paper_counterpart?, figure?}`: `pretrain` names configs/pretrain/FILE
+//!   (`{preset}` is substituted), `paper` the paper's numbers for this row by column key, `figure: "fig3"` asks for
+//!   the paper's Fig. 3 from the row's first seed.
+//! - `published` (optional): rows copied from the paper (peers and the paper's own runs), printed as such.
+//! - `baseline` (optional): a randomly initialised encoder with the model of row `model_from_row` (0-based).
+//! - `layout`: `paired` (the paper's number beside ours in each column, deltas against row 1 when `deltas`) or
+//!   `stacked` (published rows, then ours, in the same columns).
+//! - `presets`: by name, the dataset (`{"kind": "synthav", preset, seed, clips, dir}` or
+//!   `{"kind": "prepared", dir}`), its manifests, `evals` (name -> `"finetune/x.json"`, evaluated on the preset's
+//!   dataset, or `{"config": "finetune/x.json", "data": DIR}` under the data root), `max_steps` (a number or null:
+//!   every epoch), the dataset `statement` printed with the table and the `labels`.
+//! - `eval_at_pretrain_resolution` (table or preset; the preset's wins; default false): evaluate each row's encoder
+//!   at its pre-training crop and short side (the finetune config's `train_data`/`test_data` are rewritten when they
+//!   differ; retrieval always uses the run's data config).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TablesError;
+
+/// The `eval` of a column that asks for retrieval (every other `eval` names an entry of the preset's `evals`).
+pub const RETRIEVAL: &str = "retrieval";
+
+/// A parsed and checked table file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// The table's name (the file's stem).
+    pub name: String,
+    /// Printed as the Markdown title.
+    pub title: String,
+    /// Printed under the title, after `{label}` substitution.
+    pub note: Option<String>,
+    pub layout: Layout,
+    /// Print each row's difference to row 1 (paired layout).
+    #[serde(default)]
+    pub deltas: bool,
+    /// The default of the presets' `eval_at_pretrain_resolution`.
+    pub eval_at_pretrain_resolution: Option<bool>,
+    /// The descriptive columns, in order.
+    pub describe: Vec<String>,
+    pub columns: Vec<Column>,
+    /// Rows copied from the paper (stacked layout).
+    #[serde(default)]
+    pub published: Vec<PublishedRow>,
+    pub rows: Vec<Row>,
+    pub baseline: Option<Baseline>,
+    pub presets: BTreeMap<String, Preset>,
+    /// Column keys drawn in the PNG (`None`: every column).
+    pub figure_columns: Option<Vec<String>>,
+    /// The file this was read from (named by every later error about it).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// How ours and the paper's numbers share the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// The paper's number beside ours in each column.
+    Paired,
+    /// Published rows, then ours, in the same columns.
+    Stacked,
+}
+
+/// One metric column.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Column {
+    /// Names the column in rows' `paper` and in TABLE.json.
+    pub key: String,
+    /// Our column's header (after `{label}` substitution).
+    pub label: String,
+    /// The paper's column header (paired layout).
+    pub paper_label: String,
+    /// [`RETRIEVAL`] or the name of an entry of the preset's `evals`.
+    pub eval: String,
+    pub metric: Metric,
+}
+
+/// What a column reads from its evaluation's results.json.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Metric {
+    /// `top1`: classification top-1 (mean over folds).
+    Top1,
+    /// `top5`: classification top-5 (mean over folds).
+    Top5,
+    /// `v2a.K` / `a2v.K`: instance-level retrieval R@K.
+    Recall { direction: Direction, k: usize },
+}
+
+/// A retrieval direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Video queries, audio gallery (`v2a`).
+    VideoToAudio,
+    /// Audio queries, video gallery (`a2v`).
+    AudioToVideo,
+}
+
+impl Metric {
+    /// Whether the metric comes from retrieval (otherwise from classification).
+    pub fn is_retrieval(self) -> bool {
+        matches!(self, Metric::Recall { .. })
+    }
+}
+
+impl TryFrom<String> for Metric {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("unknown metric `{s}`: expected top1, top5, v2a.K or a2v.K (K >= 1)");
+        match s.as_str() {
+            "top1" => return Ok(Metric::Top1),
+            "top5" => return Ok(Metric::Top5),
+            _ => {}
+        }
+        let (dir, k) = s.split_once('.').ok_or_else(bad)?;
+        let direction = match dir {
+            "v2a" => Direction::VideoToAudio,
+            "a2v" => Direction::AudioToVideo,
+            _ => return Err(bad()),
+        };
+        let k = k.parse().ok().filter(|&k| k >= 1).ok_or_else(bad)?;
+        Ok(Metric::Recall { direction, k })
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Metric::Top1 => write!(f, "top1"),
+            Metric::Top5 => write!(f, "top5"),
+            Metric::Recall { direction: Direction::VideoToAudio, k } => write!(f, "v2a.{k}"),
+            Metric::Recall { direction: Direction::AudioToVideo, k } => write!(f, "a2v.{k}"),
+        }
+    }
+}
+
+impl From<Metric> for String {
+    fn from(m: Metric) -> String {
+        m.to_string()
+    }
+}
+
+/// A row we run.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Row {
+    pub name: String,
+    /// One entry per `describe` label.
+    pub cells: BTreeMap<String, String>,
+    /// configs/pretrain/FILE, `{preset}` substituted.
+    pub pretrain: String,
+    /// The paper's numbers by column key.
+    pub paper: BTreeMap<String, f64>,
+    /// Which published row this one stands for (documentation only).
+    pub paper_counterpart: Option<String>,
+    pub figure: Option<Figure>,
+}
+
+/// A figure drawn from a row's run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum Figure {
+    /// The paper's Fig. 3: spectrograms at speeds 1/2/4 and the learned lambda (`"fig3"`).
+    #[serde(rename = "fig3")]
+    Fig3,
+}
+
+/// A row copied from the paper.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedRow {
+    pub name: String,
+    pub cells: BTreeMap<String, String>,
+    pub paper: BTreeMap<String, f64>,
+}
+
+/// The random-encoder baseline.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    pub name: String,
+    pub cells: BTreeMap<String, String>,
+    /// The row (0-based) whose model config, and whose runs' initial weights, the baseline uses.
+    pub model_from_row: usize,
+}
+
+/// How a table is run at one scale (smoke, synth, paper).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub dataset: Dataset,
+    /// Relative to the dataset folder.
+    pub pretrain_manifest: PathBuf,
+    /// Downstream evaluations by name (the names columns use).
+    pub evals: BTreeMap<String, EvalSource>,
+    /// Relative to the dataset folder.
+    pub retrieval_manifest: PathBuf,
+    /// Stop each pre-training after this many steps (`null`: every epoch). Required, even when null.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub max_steps: Option<u64>,
+    /// The dataset, in a sentence printed with the table.
+    pub statement: String,
+    /// `{name}` -> text in labels, cells and the note.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Overrides the table's `eval_at_pretrain_resolution`.
+    pub eval_at_pretrain_resolution: Option<bool>,
+}
+
+/// Where a preset's data comes from, by `kind`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Dataset {
+    /// Generated by `svaclr synth --preset PRESET --seed SEED --clips CLIPS` into DATA_ROOT/DIR.
+    Synthav { preset: String, seed: u64, clips: u64, dir: PathBuf },
+    /// Prepared beforehand (`svaclr prepare`) in DATA_ROOT/DIR.
+    Prepared { dir: PathBuf },
+}
+
+impl Dataset {
+    /// The folder under the data root.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Dataset::Synthav { dir, .. } | Dataset::Prepared { dir } => dir,
+        }
+    }
+}
+
+/// A downstream evaluation's finetune config, and the data it reads.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a finetune config path (\"finetune/x.json\") or {\"config\": \"finetune/x.json\", \"data\": \"DIR\"}"
+)]
+pub enum EvalSource {
+    /// A config under the configs folder, evaluated on the preset's dataset.
+    Config(PathBuf),
+    /// A config under the configs folder, evaluated on DATA_ROOT/`data`.
+    ConfigWithData(ConfigWithData),
+}
+
+/// See [`EvalSource::ConfigWithData`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigWithData {
+    pub config: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Preset {
+    /// `{name}` -> `labels[name]` in `text`.
+    pub fn fill(&self, text: &str) -> String {
+        let mut s = text.to_string();
+        for (k, v) in &self.labels {
+            s = s.replace(&format!("{{{k}}}"), v);
+        }
+        s
+    }
+}
+
+impl TableSpec {
+    /// Read and check a table file.
+    pub fn load(path: &Path) -> Result<Self, TablesError> {
+        let text = std::fs::read_to_string(path).map_err(TablesError::io(path))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check the contents of the table file `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, TablesError> {
+        let error = |message: String| TablesError::Spec { path: path.to_path_buf(), message };
+        let mut spec: Self = serde_json::from_str(text).map_err(|e| error(e.to_string()))?;
+        spec.path = path.to_path_buf();
+        if path.file_stem().is_some_and(|stem| stem != spec.name.as_str()) {
+            return Err(error(format!("name '{}' is not the file's name", spec.name)));
+        }
+        spec.check().map_err(error)?;
+        Ok(spec)
+    }
+
+    /// The preset `name`, or an error naming the file.
+    pub fn preset(&self, name: &str) -> Result<&Preset, TablesError> {
+        self.presets.get(name).ok_or_else(|| TablesError::Spec {
+            path: self.path.clone(),
+            message: format!("no preset '{name}' (see its \"presets\")"),
+        })
+    }
+
+    /// Whether rows are evaluated at their pre-training resolution under `preset` (the preset's setting wins).
+    pub fn eval_at_pretrain_resolution(&self, preset: &Preset) -> bool {
+        preset.eval_at_pretrain_resolution.or(self.eval_at_pretrain_resolution).unwrap_or(false)
+    }
+
+    /// The references between keys that serde does not check.
+    fn check(&self) -> Result<(), String> {
+        let keys: BTreeSet<&str> = self.columns.iter().map(|c| c.key.as_str()).collect();
+        if keys.len() != self.columns.len() {
+            return Err("columns: a key is repeated".into());
+        }
+        for c in &self.columns {
+            let retrieval = c.eval == RETRIEVAL;
+            if c.metric.is_retrieval() != retrieval {
+                let kind = if retrieval { "a retrieval metric (v2a.K, a2v.K)" } else { "top1 or top5" };
+                return Err(format!("column '{}': eval '{}' needs {kind}, not '{}'", c.key, c.eval, c.metric));
+            }
+            let known = retrieval || self.presets.values().any(|p| p.evals.contains_key(&c.eval));
+            if !known {
+                return Err(format!("column '{}': no preset has an eval '{}'", c.key, c.eval));
+            }
+        }
+        for k in self.figure_columns.iter().flatten() {
+            if !keys.contains(k.as_str()) {
+                return Err(format!("figure_columns: '{k}' is not a column key"));
+            }
+        }
+        let describe: BTreeSet<&str> = self.describe.iter().map(String::as_str).collect();
+        let check_cells = |what: String, cells: &BTreeMap<String, String>| {
+            let given: BTreeSet<&str> = cells.keys().map(String::as_str).collect();
+            match describe.symmetric_difference(&given).next() {
+                Some(k) => Err(format!("{what}: cell '{k}' is not one of describe {:?}", self.describe)),
+                None => Ok(()),
+            }
+        };
+        let check_paper =
+            |what: String, paper: &BTreeMap<String, f64>| match paper.keys().find(|k| !keys.contains(k.as_str())) {
+                Some(k) => Err(format!("{what}: paper number '{k}' is not a column key")),
+                None => Ok(()),
+            };
+        for (i, r) in self.rows.iter().enumerate() {
+            check_cells(format!("rows[{i}] ({})", r.name), &r.cells)?;
+            check_paper(format!("rows[{i}] ({})", r.name), &r.paper)?;
+        }
+        for (i, r) in self.published.iter().enumerate() {
+            check_cells(format!("published[{i}] ({})", r.name), &r.cells)?;
+            check_paper(format!("published[{i}] ({})", r.name), &r.paper)?;
+        }
+        if !self.published.is_empty() && self.layout != Layout::Stacked {
+            return Err("published rows are printed by the stacked layout only: set \"layout\": \"stacked\"".into());
+        }
+        if let Some(b) = &self.baseline {
+            check_cells("baseline".into(), &b.cells)?;
+            if b.model_from_row >= self.rows.len() {
+                return Err(format!("baseline.model_from_row {} is not a row", b.model_from_row));
+            }
+        }
+        for (name, p) in &self.presets {
+            for eval in p.evals.keys() {
+                if eval == RETRIEVAL || !self.columns.iter().any(|c| &c.eval == eval) {
+                    return Err(format!("presets.{name}.evals: no column reads '{eval}' (columns' evals name them)"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
