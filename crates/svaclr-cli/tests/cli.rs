@@ -151,13 +151,14 @@ fn pretrain_on_tch_cpu_without_a_library_path() {
 
 #[test]
 fn pretrain_on_a_device_list_is_checked_before_any_work() {
-    // A device list selects data-parallel training (CUDA only); a bad list fails in one line before the run directory
-    // is made or the manifest is read (any existing file passes the config's existence check).
+    // A device list selects data-parallel training in one process; a bad list fails in one line before the run
+    // directory is made or the manifest is read (any existing file passes the config's existence check).
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("run");
     let config = workspace().join("configs/pretrain/smoke.json");
     let manifest = workspace().join("Cargo.toml");
-    let mut cases = vec![("flex,cuda:0", "CUDA devices only"), ("cuda:0,0", "listed twice")];
+    let mut cases =
+        vec![("flex,cuda:0", "of one backend"), ("cuda:0,0", "listed twice"), ("flex,gpu", "unknown device")];
     if !cfg!(feature = "cuda") {
         cases.push(("cuda:0,1", "--features cuda"));
     }

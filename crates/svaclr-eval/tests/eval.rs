@@ -616,6 +616,23 @@ fn retrieval_end_to_end_on_tiny_synthav() {
             assert!((a - b).abs() < 1e-4, "batching must not change embeddings");
         }
     }
+    // The recalls are the ones a brute-force count gives on the same embeddings (pessimistic ties): an exact check,
+    // not a range.
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
+    let recall = |q: &dyn Fn(usize) -> Vec<f32>, g: &dyn Fn(usize) -> Vec<f32>, k: usize| {
+        let hits = (0..8)
+            .filter(|&i| {
+                let own = dot(&q(i), &g(i));
+                1 + (0..8).filter(|&j| j != i && dot(&q(i), &g(j)) >= own).count() <= k
+            })
+            .count();
+        hits as f64 / 8.0
+    };
+    let (video, audio) = (|i: usize| e1.video.row(i).to_vec(), |i: usize| e1.audio.row(i).to_vec());
+    for k in [1, 5, 8] {
+        assert_eq!(r.v2a[&k.to_string()], recall(&video, &audio, k), "V->A R@{k}");
+        assert_eq!(r.a2v[&k.to_string()], recall(&audio, &video, k), "A->V R@{k}");
+    }
     let out = dir.path().join("ret");
     report::write_retrieval(&out, &cfg, &r).expect("write");
     let json: Value =

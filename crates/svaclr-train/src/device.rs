@@ -31,6 +31,8 @@ pub enum DeviceError {
     Unknown(String),
     #[error("--device {list}: {device} is listed twice")]
     Repeated { list: String, device: String },
+    #[error("--device {list}: the devices of one run must be of one backend (their float rounding must agree)")]
+    Mixed { list: String },
     #[error(
         "device '{device}' needs the '{feature}' cargo feature, which this build does not have (rebuild with `--features {feature}`)"
     )]
@@ -204,6 +206,12 @@ pub fn parse_device_list(s: &str) -> Result<Vec<DeviceSpec>, DeviceError> {
         if specs.contains(&spec) && spec != DeviceSpec::Flex && spec != DeviceSpec::TchCpu {
             return Err(DeviceError::Repeated { list: s.to_string(), device: spec.to_string() });
         }
+        // Replicas must round alike to stay identical: one backend for every device.
+        if let Some(first) = specs.first()
+            && std::mem::discriminant(first) != std::mem::discriminant(&spec)
+        {
+            return Err(DeviceError::Mixed { list: s.to_string() });
+        }
         specs.push(spec);
     }
     Ok(specs)
@@ -238,6 +246,7 @@ mod tests {
         assert!(matches!(parse_device_list("cuda:0,gpu"), Err(DeviceError::Unknown(_))));
         assert!(matches!(parse_device_list("0,1"), Err(DeviceError::Unknown(_))));
         assert!(matches!(parse_device_list("cuda:1,1"), Err(DeviceError::Repeated { .. })));
+        assert!(matches!(parse_device_list("flex,cuda:0"), Err(DeviceError::Mixed { .. })));
     }
 
     #[test]
