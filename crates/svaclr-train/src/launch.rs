@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::PretrainConfig;
-use crate::device::{parse_device, parse_device_list};
+use crate::device::{DeviceSpec, parse_device, parse_device_list};
 use crate::distributed::local::LocalGroup;
 use crate::distributed::{self, DistributedMode};
 use crate::error::TrainError;
@@ -47,7 +47,7 @@ pub fn launch(
                 comm.size()
             )));
         }
-        return several_devices(cfg, run_dir, device, opts);
+        return several_devices(cfg, run_dir, &specs, opts);
     }
     let device_arg = match comm.size() {
         1 => device.to_string(),
@@ -72,10 +72,9 @@ pub fn launch(
 fn several_devices(
     cfg: &PretrainConfig,
     run_dir: &Path,
-    list: &str,
+    specs: &[DeviceSpec],
     opts: &PretrainOptions,
 ) -> Result<Launched, TrainError> {
-    let specs = parse_device_list(list).map_err(|e| TrainError::Other(e.to_string()))?;
     let devices = specs
         .iter()
         .map(|s| s.device().map_err(|e| TrainError::Other(e.to_string())))
