@@ -1,4 +1,5 @@
-//! The typed data config and the clip dataset that training and evaluation read from.
+//! The typed data config and the clip dataset that training and evaluation read from (its samples are planned
+//! and rendered in [`crate::clip`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,13 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use burn::data::dataset::{Dataset, DatasetError};
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{self, AudioClip};
-use crate::augment::{AugmentConfig, draw_view_transform, eval_transform, render_view};
+use crate::audio;
+use crate::augment::AugmentConfig;
 use crate::error::DataError;
 use crate::logmel::{LogMel, MelConfig};
 use crate::manifest::Manifest;
-use crate::sampler::{ClipSpec, SpeedSet, clip_window, draw_start, eval_starts, sample_rng, video_frame_times};
-use crate::video::decode_frames_at;
+use crate::sampler::{ClipSpec, SpeedSet};
 
 /// Everything a dataset needs to turn a video into samples. Datasets take this, never a whole experiment config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -227,194 +227,9 @@ impl ClipDataset {
         self.items.get(i).ok_or(DataError::Index { index: i, len: self.items.len() })
     }
 
-    /// The source audio from `start_sec`, `seconds` long (looping), at the file's rate.
-    fn audio_window(&self, item: &ClipItem, start_sec: f64, seconds: f64) -> Result<AudioClip, DataError> {
-        match &item.audio {
-            Some(wav) => audio::read_wav_window(wav, start_sec, seconds),
-            None => match audio::decode_container_audio(&item.video) {
-                Ok(audio::ContainerAudio { clip, .. }) => {
-                    let rate = f64::from(clip.sample_rate);
-                    let start = (start_sec.max(0.0) * rate).round() as usize;
-                    let n = (seconds * rate).ceil() as usize + 1;
-                    Ok(AudioClip {
-                        samples: audio::loop_segment(&clip.samples, start, n),
-                        sample_rate: clip.sample_rate,
-                    })
-                }
-                Err(DataError::NoAudioStream { .. }) if self.cfg.allow_missing_audio => {
-                    let rate = self.cfg.mel.sample_rate;
-                    Ok(AudioClip {
-                        samples: vec![0.0; (seconds * f64::from(rate)).ceil() as usize + 1],
-                        sample_rate: rate,
-                    })
-                }
-                Err(e) => Err(e),
-            },
-        }
-    }
-
-    /// Log-mel of the audio view at `speed` from a window that starts at the clip's t0.
-    fn audio_view(&self, window: &AudioClip, speed: f64) -> Result<Vec<f32>, DataError> {
-        let wave = audio::speed_audio_view(
-            &window.samples,
-            window.sample_rate,
-            speed,
-            self.cfg.audio_seconds,
-            self.cfg.mel.sample_rate,
-        )?;
-        Ok(self.logmel.compute(&wave))
-    }
-
-    /// Training sample with speed co-augmentation; all randomness is a pure function of (seed, epoch, i) so
-    /// runs replay and resume exactly.
-    ///
-    /// Draw order from [`sample_rng`]: video speed, audio speed (skipped when tied), t0, then one
-    /// [`crate::augment::ViewTransform`] per view. Views: index 0 is the original (speed 1), index 1 the
-    /// speed-augmented one (present when [`DataConfig::views`] is 2).
-    pub fn train_sample(&self, i: usize, epoch: u64, seed: u64) -> Result<AvSample, DataError> {
-        let item = self.item(i)?;
-        let cfg = &self.cfg;
-        let mut rng = sample_rng(seed, epoch, i);
-        let views = cfg.views();
-        let (speed_video, speed_audio) = if views == 2 {
-            let v = cfg.speeds.draw(&mut rng);
-            let a = if cfg.tie_speeds { v } else { cfg.speeds.draw(&mut rng) };
-            (v, a)
-        } else {
-            (1.0, 1.0)
-        };
-        let window = clip_window(cfg.frames, cfg.fps, cfg.audio_seconds, speed_video, speed_audio);
-        let start = draw_start(&mut rng, item.duration, window);
-        let video_speeds: Vec<f64> = if views == 2 { vec![1.0, speed_video] } else { vec![1.0] };
-        let audio_speeds: Vec<f64> = if views == 2 { vec![1.0, speed_audio] } else { vec![1.0] };
-        let times: Vec<f64> = video_speeds
-            .iter()
-            .flat_map(|&s| video_frame_times(start, s, cfg.frames, cfg.fps, item.duration))
-            .collect();
-        let decoded = decode_frames_at(&item.video, &times, cfg.short_side)?;
-        let slices = decoded.slices();
-        let video = slices
-            .chunks(cfg.frames)
-            .map(|frames| {
-                let tf = draw_view_transform(&mut rng, &cfg.augment, decoded.height, decoded.width);
-                render_view(frames, decoded.height, decoded.width, cfg.crop, &tf, cfg.augment.mean, cfg.augment.std)
-            })
-            .collect();
-        let longest = audio_speeds.iter().fold(1.0f64, |m, &s| m.max(s)) * cfg.audio_seconds;
-        let source = self.audio_window(item, start, longest)?;
-        let audio = audio_speeds.iter().map(|&s| self.audio_view(&source, s)).collect::<Result<_, _>>()?;
-        Ok(AvSample {
-            video,
-            audio,
-            spec: ClipSpec {
-                video_id: item.id.clone(),
-                index: i,
-                start_sec: start,
-                speed_video,
-                speed_audio,
-                epoch,
-                seed,
-            },
-            label: item.label,
-        })
-    }
-
-    /// Deterministic evaluation views: `clips` temporal positions evenly spaced x `crops` spatial crops (1 =
-    /// centre, 3 = l/c/r), speed 1, no random aug. Returned clip-major (`clips * crops` samples, one view each;
-    /// `spec.epoch` and `spec.seed` are 0).
-    pub fn eval_samples(&self, i: usize, clips: usize, crops: usize) -> Result<Vec<AvSample>, DataError> {
-        let item = self.item(i)?;
-        let cfg = &self.cfg;
-        if clips == 0 || !(crops == 1 || crops == 3) {
-            return Err(DataError::Config(format!("eval needs clips >= 1 and crops 1 or 3, got {clips} x {crops}")));
-        }
-        let window = clip_window(cfg.frames, cfg.fps, cfg.audio_seconds, 1.0, 1.0);
-        let starts = eval_starts(item.duration, window, clips);
-        let times: Vec<f64> =
-            starts.iter().flat_map(|&s| video_frame_times(s, 1.0, cfg.frames, cfg.fps, item.duration)).collect();
-        let decoded = decode_frames_at(&item.video, &times, cfg.short_side)?;
-        let slices = decoded.slices();
-        let mut out = Vec::with_capacity(clips * crops);
-        for (k, &start) in starts.iter().enumerate() {
-            let source = self.audio_window(item, start, cfg.audio_seconds)?;
-            let mel = self.audio_view(&source, 1.0)?;
-            let frames = &slices[k * cfg.frames..(k + 1) * cfg.frames];
-            for c in 0..crops {
-                let tf = eval_transform(decoded.height, decoded.width, cfg.crop, crops, c);
-                let video = render_view(
-                    frames,
-                    decoded.height,
-                    decoded.width,
-                    cfg.crop,
-                    &tf,
-                    cfg.augment.mean,
-                    cfg.augment.std,
-                );
-                out.push(AvSample {
-                    video: vec![video],
-                    audio: vec![mel.clone()],
-                    spec: ClipSpec {
-                        video_id: item.id.clone(),
-                        index: i,
-                        start_sec: start,
-                        speed_video: 1.0,
-                        speed_audio: 1.0,
-                        epoch: 0,
-                        seed: 0,
-                    },
-                    label: item.label,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Deterministic views of clip `i` at chosen speeds, all from one start t0 (the middle of the clip's room for the
-    /// longest window): one centre-cropped video view per entry of `video_speeds` and one log-mel per entry of
-    /// `audio_speeds`, no random augmentation. A probe of what a model makes of speed (the Fig. 3 figure of
-    /// `svaclr reproduce`); `spec` carries the largest speed of each list, `epoch` and `seed` are 0.
-    pub fn speed_views(&self, i: usize, video_speeds: &[f64], audio_speeds: &[f64]) -> Result<AvSample, DataError> {
-        let item = self.item(i)?;
-        let cfg = &self.cfg;
-        let valid = |v: &[f64]| !v.is_empty() && v.iter().all(|s| s.is_finite() && *s > 0.0);
-        if !valid(video_speeds) || !valid(audio_speeds) {
-            return Err(DataError::Config(format!(
-                "speed views need positive speeds, got video {video_speeds:?}, audio {audio_speeds:?}"
-            )));
-        }
-        let top = |v: &[f64]| v.iter().fold(1.0f64, |m, &s| m.max(s));
-        let (top_video, top_audio) = (top(video_speeds), top(audio_speeds));
-        let window = clip_window(cfg.frames, cfg.fps, cfg.audio_seconds, top_video, top_audio);
-        let start = eval_starts(item.duration, window, 1)[0];
-        let times: Vec<f64> = video_speeds
-            .iter()
-            .flat_map(|&s| video_frame_times(start, s, cfg.frames, cfg.fps, item.duration))
-            .collect();
-        let decoded = decode_frames_at(&item.video, &times, cfg.short_side)?;
-        let tf = eval_transform(decoded.height, decoded.width, cfg.crop, 1, 0);
-        let video = decoded
-            .slices()
-            .chunks(cfg.frames)
-            .map(|frames| {
-                render_view(frames, decoded.height, decoded.width, cfg.crop, &tf, cfg.augment.mean, cfg.augment.std)
-            })
-            .collect();
-        let source = self.audio_window(item, start, top_audio * cfg.audio_seconds)?;
-        let audio = audio_speeds.iter().map(|&s| self.audio_view(&source, s)).collect::<Result<_, _>>()?;
-        Ok(AvSample {
-            video,
-            audio,
-            spec: ClipSpec {
-                video_id: item.id.clone(),
-                index: i,
-                start_sec: start,
-                speed_video: top_video,
-                speed_audio: top_audio,
-                epoch: 0,
-                seed: 0,
-            },
-            label: item.label,
-        })
+    /// The log-mel front end of this dataset's config.
+    pub(crate) fn logmel(&self) -> &LogMel {
+        &self.logmel
     }
 
     /// Set the (seed, epoch) that burn's [`Dataset::get`] samples with (our [`crate::BatchLoader`] passes them

@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod augment;
+pub mod clip;
 pub mod dataset;
 pub mod encode;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod synth;
 pub mod video;
 
 pub use augment::AugmentConfig;
+pub use clip::{ClipPlan, Crops};
 pub use dataset::{AvSample, ClipDataset, ClipItem, DataConfig};
 pub use error::DataError;
 pub use loader::{AvBatch, BatchLoader, ClipBatcher, HostBatch, epoch_order};

@@ -296,3 +296,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn plans_rendered_together_equal_plans_rendered_alone() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = readable_config(SpeedSet::Range([1.0, 4.0]));
+    (cfg.short_side, cfg.crop) = (40, 28);
+    let ds = dataset(dir.path(), &[150, 90], &[6.0, 3.0], cfg);
+    for i in 0..ds.len() {
+        let mut plans = vec![
+            ds.train_plan(i, 2, 5).expect("train"),
+            ds.speed_plan(i, &[1.0, 3.0, 2.0], &[4.0, 1.0]).expect("probe"),
+        ];
+        plans.extend(ds.eval_plans(i, 2, 3).expect("eval"));
+        let alone: Vec<_> = plans.iter().flat_map(|p| ds.render(i, vec![p.clone()]).expect("alone")).collect();
+        let together = ds.render(i, plans).expect("together");
+        assert_eq!(together.len(), 1 + 1 + 2 * 3);
+        assert_eq!(together, alone, "clip {i}: one decode for every plan must give what each plan gives alone");
+        assert_eq!(together[0], ds.train_sample(i, 2, 5).expect("sample"));
+        assert_eq!(together[1].video.len(), 3);
+        assert_eq!(together[2..], ds.eval_samples(i, 2, 3).expect("eval samples")[..]);
+    }
+}
