@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::manifest::ManifestError;
-
 /// Errors from decoding, sampling, batching and dataset preparation.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -37,9 +35,21 @@ pub enum DataError {
     /// A data, mel or augmentation config is invalid.
     #[error("invalid data config: {0}")]
     Config(String),
-    /// Reading the manifest failed.
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
+    /// A manifest could not be read.
+    #[error("{path}: cannot read manifest: {source}")]
+    ManifestRead { path: PathBuf, source: std::io::Error },
+    /// A manifest line is not a valid entry.
+    #[error("{path}:{line}: bad manifest line: {source}")]
+    ManifestParse { path: PathBuf, line: usize, source: serde_json::Error },
+    /// A manifest with no entries.
+    #[error("{path}: manifest has no entries")]
+    ManifestEmpty { path: PathBuf },
+    /// Two manifest entries share an id.
+    #[error("{path}: duplicate id '{id}'")]
+    DuplicateId { path: PathBuf, id: String },
+    /// A manifest could not be written.
+    #[error("{path}: cannot write manifest: {source}")]
+    ManifestWrite { path: PathBuf, source: std::io::Error },
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },

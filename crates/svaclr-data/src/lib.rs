@@ -2,7 +2,8 @@
 //!
 //! Video decoding (video-rs/FFmpeg) and audio reading (hound, resampled with rubato), the clip sampler with speed
 //! co-augmentation (the paper's idea lives here), the log-mel audio front end, visual augmentation, dataset
-//! manifests and `prepare` for real datasets, the SynthAV generator, and the batcher that feeds training.
+//! manifests and `prepare` for real datasets, and the batcher that feeds training (the SynthAV generator is
+//! svaclr-synth, above this crate).
 
 pub mod audio;
 pub mod augment;
@@ -15,7 +16,6 @@ pub mod logmel;
 pub mod manifest;
 pub mod prepare;
 pub mod sampler;
-pub mod synth;
 pub mod video;
 
 pub use augment::AugmentConfig;
@@ -24,5 +24,5 @@ pub use dataset::{AvSample, ClipDataset, ClipItem, DataConfig};
 pub use error::DataError;
 pub use loader::{AvBatch, BatchLoader, ClipBatcher, HostBatch, epoch_order};
 pub use logmel::{LogMel, MelConfig};
-pub use manifest::{Manifest, ManifestEntry, ManifestError};
+pub use manifest::{Manifest, ManifestEntry};
 pub use sampler::{ClipSpec, SpeedSet};

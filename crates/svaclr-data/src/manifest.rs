@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::DataError;
+
 /// One video (and its audio) in a dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,53 +51,39 @@ pub struct Manifest {
     pub entries: Vec<ManifestEntry>,
 }
 
-/// Errors reading or writing a manifest. Each names the file and, for parse errors, the line.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    #[error("{path}: cannot read manifest: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}:{line}: bad manifest line: {source}")]
-    Parse { path: PathBuf, line: usize, source: serde_json::Error },
-    #[error("{path}: manifest has no entries")]
-    Empty { path: PathBuf },
-    #[error("{path}: duplicate id '{id}'")]
-    DuplicateId { path: PathBuf, id: String },
-    #[error("{path}: cannot write manifest: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
-}
-
 impl Manifest {
     /// Read a JSON Lines manifest. Blank lines are allowed; anything else that does not parse is an error naming
     /// the line.
-    pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let file = fs::File::open(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+    pub fn load(path: &Path) -> Result<Self, DataError> {
+        let file =
+            fs::File::open(path).map_err(|source| DataError::ManifestRead { path: path.to_path_buf(), source })?;
         let mut entries = Vec::new();
         let mut ids = std::collections::HashSet::new();
         for (i, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+            let line = line.map_err(|source| DataError::ManifestRead { path: path.to_path_buf(), source })?;
             if line.trim().is_empty() {
                 continue;
             }
-            let entry: ManifestEntry = serde_json::from_str(&line).map_err(|source| ManifestError::Parse {
+            let entry: ManifestEntry = serde_json::from_str(&line).map_err(|source| DataError::ManifestParse {
                 path: path.to_path_buf(),
                 line: i + 1,
                 source,
             })?;
             if !ids.insert(entry.id.clone()) {
-                return Err(ManifestError::DuplicateId { path: path.to_path_buf(), id: entry.id });
+                return Err(DataError::DuplicateId { path: path.to_path_buf(), id: entry.id });
             }
             entries.push(entry);
         }
         if entries.is_empty() {
-            return Err(ManifestError::Empty { path: path.to_path_buf() });
+            return Err(DataError::ManifestEmpty { path: path.to_path_buf() });
         }
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Self { root, entries })
     }
 
     /// Write entries as JSON Lines, atomically (temporary file then rename).
-    pub fn save(path: &Path, entries: &[ManifestEntry]) -> Result<(), ManifestError> {
-        let werr = |source| ManifestError::Write { path: path.to_path_buf(), source };
+    pub fn save(path: &Path, entries: &[ManifestEntry]) -> Result<(), DataError> {
+        let werr = |source| DataError::ManifestWrite { path: path.to_path_buf(), source };
         let tmp = path.with_extension("jsonl.tmp");
         {
             let mut f = std::io::BufWriter::new(fs::File::create(&tmp).map_err(werr)?);
@@ -169,9 +157,9 @@ mod tests {
         let err = Manifest::load(&p).expect_err("must fail").to_string();
         assert!(err.contains("m.jsonl:2"), "{err}");
         fs::write(&p, format!("{good}\n{good}\n")).expect("write");
-        assert!(matches!(Manifest::load(&p), Err(ManifestError::DuplicateId { .. })));
+        assert!(matches!(Manifest::load(&p), Err(DataError::DuplicateId { .. })));
         fs::write(&p, "\n").expect("write");
-        assert!(matches!(Manifest::load(&p), Err(ManifestError::Empty { .. })));
-        assert!(matches!(Manifest::load(&dir.path().join("missing.jsonl")), Err(ManifestError::Read { .. })));
+        assert!(matches!(Manifest::load(&p), Err(DataError::ManifestEmpty { .. })));
+        assert!(matches!(Manifest::load(&dir.path().join("missing.jsonl")), Err(DataError::ManifestRead { .. })));
     }
 }

@@ -76,9 +76,6 @@ pub enum EvalError {
     /// A data error (decoding, sampling, manifest entries); it names the file.
     #[error(transparent)]
     Data(#[from] svaclr_data::DataError),
-    /// A manifest could not be read; it names the file and line.
-    #[error(transparent)]
-    Manifest(#[from] svaclr_data::ManifestError),
     /// A model error (config, weights); it names the file.
     #[error(transparent)]
     Model(#[from] svaclr_models::ModelError),

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use proptest::prelude::*;
 use serde_json::Value;
-use svaclr_data::synth::{GenerateOptions, Preset, Split, SynthConfig, generate};
 use svaclr_data::{AugmentConfig, ClipDataset, DataConfig, Manifest, MelConfig, SpeedSet};
 use svaclr_eval::classify::{average_views, score_views, topk_accuracy};
 use svaclr_eval::config::{FinetuneConfig, Protocol};
@@ -21,6 +20,7 @@ use svaclr_eval::retrieval::{
 use svaclr_eval::retrieve::{self, EmbeddingKind, RetrieveConfig};
 use svaclr_eval::{EvalError, LoadedModel, report};
 use svaclr_models::{ModelConfig, SizePreset, VideoArch};
+use svaclr_synth::{GenerateOptions, Preset, Split, SynthConfig, generate};
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -11,8 +11,6 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] svaclr_data::DataError),
     #[error(transparent)]
-    Manifest(#[from] svaclr_data::ManifestError),
-    #[error(transparent)]
     Model(#[from] svaclr_models::ModelError),
     #[error("loss: {0}")]
     Loss(#[from] svaclr_loss::LossError),

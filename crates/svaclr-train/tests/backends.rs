@@ -17,9 +17,9 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use svaclr_data::synth::{GenerateOptions, Preset, SynthConfig, generate};
 use svaclr_loss::{KernelPath, LambdaMode, cross_affinity, info_nce, soft_info_nce};
 use svaclr_models::{AudioEncoderConfig, SizePreset, VideoArch, VideoEncoderConfig, materialize};
+use svaclr_synth::{GenerateOptions, Preset, SynthConfig, generate};
 use svaclr_train::trainer::build_optimizer;
 use svaclr_train::{PretrainConfig, PretrainOptions, RunDir, pretrain};
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::prelude::*;
-use svaclr_data::synth::{GenerateOptions, Preset, SynthConfig, generate};
+use svaclr_synth::{GenerateOptions, Preset, SynthConfig, generate};
 use svaclr_train::distributed::DistributedMode;
 use svaclr_train::metrics::MonitorRecord;
 use svaclr_train::{PretrainConfig, PretrainOptions, RunDir, pretrain};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use svaclr_data::synth::{GenerateOptions, PREVIEW_FILE, Preset, Split, SynthConfig, generate, write_preview};
+use svaclr_synth::{GenerateOptions, PREVIEW_FILE, Preset, Split, SynthConfig, generate, write_preview};
 
 #[derive(clap::Args)]
 pub struct Args {

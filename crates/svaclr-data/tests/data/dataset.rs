@@ -8,7 +8,7 @@ use burn::prelude::Device;
 use proptest::prelude::*;
 use svaclr_data::audio::{read_wav_window, speed_audio_view};
 use svaclr_data::sampler::video_frame_times;
-use svaclr_data::{ClipBatcher, ClipDataset, DataConfig, DataError, LogMel, Manifest, ManifestError, SpeedSet};
+use svaclr_data::{ClipBatcher, ClipDataset, DataConfig, DataError, LogMel, Manifest, SpeedSet};
 
 use crate::common::*;
 
@@ -202,7 +202,7 @@ fn missing_files_and_bad_manifests_are_named() {
     let text = fs::read_to_string(&m).expect("read");
     fs::write(&m, format!("{text}{{\"id\": \"x\", \"video\": 3}}\n")).expect("write");
     let e = Manifest::load(&m).expect_err("bad line");
-    assert!(matches!(e, ManifestError::Parse { line: 3, .. }) && e.to_string().contains("manifest.jsonl:3"), "{e}");
+    assert!(matches!(e, DataError::ManifestParse { line: 3, .. }) && e.to_string().contains("manifest.jsonl:3"), "{e}");
 }
 
 #[test]

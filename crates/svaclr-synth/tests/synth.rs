@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use realfft::RealFftPlanner;
-use svaclr_data::synth::{
+use svaclr_data::{ClipDataset, DataConfig, Manifest, MelConfig, SpeedSet};
+use svaclr_synth::{
     GenerateOptions, Preset, RenderedClip, Split, SynthConfig, SynthError, SynthInfo, clip_id, clip_params, generate,
     render, render_clip, split_labels, write_preview,
 };
-use svaclr_data::{ClipDataset, DataConfig, Manifest, MelConfig, SpeedSet};
 
 /// The small preset cut down to `pretrain` pre-training clips, one train and one test clip per class and 8
 /// retrieval clips (28 clips with `pretrain = 4`).
@@ -207,7 +207,7 @@ fn every_written_file_decodes_with_the_promised_format() {
             // the decoded frames should be close to.
             let mut clean_params = rendered.params.clone();
             clean_params.pixel_noise = 0.0;
-            let clean = svaclr_data::synth::render_video(&clean_params, 48, 48, 56, 16);
+            let clean = svaclr_synth::render_video(&clean_params, 48, 48, 56, 16);
             let diff: u64 =
                 frames.iter().flatten().zip(clean.iter().flatten()).map(|(&a, &b)| u64::from(a.abs_diff(b))).sum();
             let err = diff as f64 / (56 * 48 * 48 * 3) as f64;

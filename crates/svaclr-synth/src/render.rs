@@ -300,7 +300,7 @@ pub fn render_audio(p: &ClipParams, samples: usize, sample_rate: u32) -> Vec<f32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::scene::sample_params;
+    use crate::scene::sample_params;
 
     fn params(family: Family, seed: u64) -> ClipParams {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
