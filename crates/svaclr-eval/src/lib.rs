@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod fig3;
 pub mod finetune;
+pub mod probe;
 pub mod report;
 pub mod retrieval;
 pub mod retrieve;

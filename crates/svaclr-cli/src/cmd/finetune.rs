@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use svaclr_eval::finetune::{self, EvalOptions, default_feature_cache};
+use svaclr_eval::finetune::{self, EvalOptions};
+use svaclr_eval::probe::default_feature_cache;
 use svaclr_eval::{FinetuneConfig, load_model, report};
 use svaclr_train::device::parse_device;
 
