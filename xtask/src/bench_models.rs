@@ -138,18 +138,7 @@ fn build_bench(tch: bool) -> Result<std::path::PathBuf> {
     if let Some(f) = features {
         cmd.args(["--features", f]);
     }
-    cmd.current_dir(util::root()).stderr(std::process::Stdio::inherit());
-    eprintln!("$ {}", util::show(&cmd));
-    let out = cmd.output().with_context(|| format!("cannot start {}", util::show(&cmd)))?;
-    if !out.status.success() {
-        bail!("`{}` failed ({})", util::show(&cmd), out.status);
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "models")
-        .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from))
-        .context("bench-models: cargo did not report the bench executable")
+    util::bench_executable(cmd, "models")
 }
 
 /// The 1-minute load average (Linux), to judge how busy the machine was; "?" elsewhere.

@@ -96,18 +96,7 @@ fn build_bench() -> Result<PathBuf> {
         "--no-run",
         "--message-format=json-render-diagnostics",
     ]);
-    cmd.current_dir(util::root()).stderr(std::process::Stdio::inherit());
-    eprintln!("$ {}", util::show(&cmd));
-    let out = cmd.output().with_context(|| format!("cannot start {}", util::show(&cmd)))?;
-    if !out.status.success() {
-        bail!("`{}` failed ({})", util::show(&cmd), out.status);
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "pretrain")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("bench pretrain: cargo did not report the bench executable")
+    util::bench_executable(cmd, "pretrain")
 }
 
 fn read_json(p: &Path) -> Result<Value> {

@@ -40,3 +40,20 @@ pub fn cargo() -> Command {
 pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
+
+/// Run a `cargo bench --no-run --message-format=json-render-diagnostics` command (from the workspace root, its
+/// diagnostics on stderr) and return the executable of the bench target `name`.
+pub fn bench_executable(mut cmd: Command, name: &str) -> Result<PathBuf> {
+    cmd.current_dir(root()).stderr(std::process::Stdio::inherit());
+    eprintln!("$ {}", show(&cmd));
+    let out = cmd.output().with_context(|| format!("cannot start {}", show(&cmd)))?;
+    if !out.status.success() {
+        bail!("`{}` failed ({})", show(&cmd), out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .with_context(|| format!("cargo did not report the executable of bench `{name}`"))
+}

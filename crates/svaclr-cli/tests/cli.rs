@@ -45,10 +45,9 @@ fn losses(run: &Path) -> Vec<(usize, f64)> {
         .collect()
 }
 
-#[test]
-fn kill_9_then_resume_continues_the_same_loss_curve() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("synth");
+/// `svaclr synth --preset small --clips 64 --seed 5` into `DIR/synth` (the data smoke.json is sized for).
+fn smoke_data(dir: &Path) -> PathBuf {
+    let data = dir.join("synth");
     let st = svaclr()
         .args(["synth", "--preset", "small", "--clips", "64", "--seed", "5", "--out"])
         .arg(&data)
@@ -56,6 +55,13 @@ fn kill_9_then_resume_continues_the_same_loss_curve() {
         .status()
         .expect("synth");
     assert!(st.success());
+    data
+}
+
+#[test]
+fn kill_9_then_resume_continues_the_same_loss_curve() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = smoke_data(tmp.path());
     let manifest = data.join("pretrain.jsonl");
     let cfg = workspace().join("configs/pretrain/smoke.json");
     let steps = "6";
@@ -121,14 +127,7 @@ fn kill_9_then_resume_continues_the_same_loss_curve() {
 #[test]
 fn pretrain_on_tch_cpu_without_a_library_path() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("synth");
-    let st = svaclr()
-        .args(["synth", "--preset", "small", "--clips", "64", "--seed", "5", "--out"])
-        .arg(&data)
-        .stderr(Stdio::null())
-        .status()
-        .expect("synth");
-    assert!(st.success());
+    let data = smoke_data(tmp.path());
     let run = tmp.path().join("run");
     let out = svaclr()
         .args(["pretrain", "--quiet", "--device", "tch-cpu", "--max-steps", "3", "--config"])
