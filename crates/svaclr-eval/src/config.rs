@@ -110,6 +110,10 @@ pub struct LinearProbeConfig {
     /// Keep extracted features on disk (`OUT/features/`, or the `--feature-cache` folder) and reuse them when the
     /// encoder weights, data config and split are unchanged.
     pub cache_features: bool,
+    /// Also classify with a weighted k-nearest-neighbour vote on the same frozen features (per video: the mean of
+    /// its views' features), reported as `knn_top1`; absent: no kNN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn: Option<crate::knn::KnnConfig>,
 }
 
 /// Everything `svaclr finetune` needs. Saved resolved (absolute paths) as `OUT/config.json`.
@@ -243,6 +247,9 @@ impl FinetuneConfig {
                 "linear_probe: train_clips = {} must be >= 1 and train_crops = {} 1 or 3",
                 p.train_clips, p.train_crops
             ));
+        }
+        if let Some(knn) = &p.knn {
+            knn.validate()?;
         }
         if let Some(m) = &self.model {
             m.validate().map_err(|e| format!("model: {e}"))?;

@@ -8,6 +8,12 @@
 //! with the default `all` mode the four weights average 1, so a value below 1 means the model finds the sped-up
 //! audio less like the video than the original audio is (at s = 1 the views are identical and lambda is 1). The
 //! model runs in eval mode (BatchNorm running statistics), as retrieval does.
+//!
+//! **Lambda measured** ([`LambdaSummary`]): over every clip of the manifest, the mean of lambda(a×s, v) (audio sped
+//! up, video at speed 1) and of lambda(a, v×s) (video sped up, audio at speed 1) for s = 2 and 4, each with a 95 %
+//! t-interval over clips (clips are the independent units; the interval says whether the mean differs from 1, the
+//! weight of a pair the model finds as alike as the original one). The paper's Fig. 3 reads lambda falling below 1
+//! as the speed gap grows.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -17,9 +23,12 @@ use burn::prelude::*;
 use plotters::prelude::*;
 use serde::Serialize;
 use svaclr_data::{AvSample, ClipDataset, Manifest};
+use svaclr_models::AvModel;
+use svaclr_train::PretrainConfig;
 
 use crate::error::EvalError;
 use crate::report::write_json;
+use crate::stats;
 use crate::views::to_host;
 
 /// The audio speeds shown (the paper's Fig. 3).
@@ -30,6 +39,24 @@ pub const CLIPS: usize = 4;
 /// How lambda is defined, written into the JSON beside the figure.
 const LAMBDA_DEFINITION: &str = "lambda(a x s, v): cross_affinity over audio views (1, s) x video views (1, 1), entry \
                                  (a x s, v); run's lambda_temperature and lambda_mode; eval mode";
+
+/// Clips per forward pass of the lambda summary.
+const SUMMARY_CHUNK: usize = 16;
+
+/// The mean lambda of one sped-up modality at one speed over the manifest's clips.
+#[derive(Clone, Debug, Serialize)]
+pub struct LambdaSummary {
+    /// `audio`: lambda(a×s, v); `video`: lambda(a, v×s).
+    pub sped_up: &'static str,
+    /// s.
+    pub speed: f64,
+    /// Clips averaged.
+    pub clips: usize,
+    /// Mean lambda.
+    pub mean: f64,
+    /// 95 % t-interval of the mean over clips (`None` for one clip).
+    pub ci95: Option<[f64; 2]>,
+}
 
 /// The figure's numbers (saved beside the PNG as JSON).
 #[derive(Clone, Debug, Serialize)]
@@ -46,6 +73,8 @@ pub struct Fig3 {
     pub lambda_temperature: f64,
     /// One entry per clip shown.
     pub examples: Vec<Fig3Example>,
+    /// Lambda over every clip of the manifest, audio sped up then video sped up, s = 2 and 4.
+    pub lambda_summary: Vec<LambdaSummary>,
 }
 
 /// One clip's row of the figure.
@@ -75,43 +104,9 @@ pub fn write(run_dir: &Path, manifest: &Path, device: &Device, png: &Path) -> Re
     }
     let samples: Vec<AvSample> =
         picked.iter().map(|&i| ds.speed_views(i, &[1.0], &SPEEDS)).collect::<Result<_, _>>()?;
-    let k = samples.len();
-    let [c, t, h, w] = cfg.data.video_view_shape();
+    let [_, t, h, w] = cfg.data.video_view_shape();
     let [_, f, ts] = cfg.data.audio_view_shape();
-    let video: Vec<f32> = samples.iter().flat_map(|s| s.video[0].iter().copied()).collect();
-    let audio: Vec<f32> = samples.iter().flat_map(|s| s.audio.iter().flatten().copied()).collect();
-    let video = Tensor::<5>::from_data(TensorData::new(video, [k, c, t, h, w]), device);
-    let audio = Tensor::<4>::from_data(TensorData::new(audio, [k * SPEEDS.len(), 1, f, ts]), device);
-    let lv = model.map_video.forward(model.video.forward(video)); // [k, M]
-    let la = model.map_audio.forward(model.audio.forward(audio)); // [k*S, M]
-    let md = lv.dims()[1];
-    if la.dims()[1] != md {
-        let reason = format!(
-            "{}: the affinity maps give widths {} (audio) and {md} (video); lambda needs equal widths",
-            run_dir.display(),
-            la.dims()[1]
-        );
-        return Err(EvalError::invalid("model", reason));
-    }
-    let la = la.reshape([k, SPEEDS.len(), md]);
-    let loss = &cfg.loss;
-    let mut lambda = vec![vec![0.0; SPEEDS.len()]; k];
-    let mut cosine = vec![vec![0.0; SPEEDS.len()]; k];
-    let lvn = svaclr_loss::l2_normalize(lv.clone(), 1);
-    for si in 0..SPEEDS.len() {
-        let a_orig = la.clone().narrow(1, 0, 1).reshape([1, k, md]);
-        let a_fast = la.clone().narrow(1, si, 1).reshape([1, k, md]);
-        let ya = Tensor::cat(vec![a_orig, a_fast.clone()], 0); // [2, k, M]
-        let yv = Tensor::cat(vec![lv.clone().reshape([1, k, md]), lv.clone().reshape([1, k, md])], 0);
-        let lam = svaclr_loss::cross_affinity(ya, yv, loss.lambda_temperature, loss.lambda_mode, true)?; // [k, 2, 2]
-        let (lam, _) = to_host(lam.narrow(1, 1, 1).narrow(2, 0, 1).reshape([k, 1]))?;
-        let an = svaclr_loss::l2_normalize(a_fast.reshape([k, md]), 1);
-        let (cos, _) = to_host((an * lvn.clone()).sum_dim(1).reshape([k, 1]))?;
-        for j in 0..k {
-            lambda[j][si] = f64::from(lam[j]);
-            cosine[j][si] = f64::from(cos[j]);
-        }
-    }
+    let (lambda, cosine) = audio_speed_lambdas(&model, &cfg, &samples, device)?;
     let examples = samples
         .iter()
         .zip(lambda)
@@ -129,14 +124,126 @@ pub fn write(run_dir: &Path, manifest: &Path, device: &Device, png: &Path) -> Re
         manifest: manifest.to_path_buf(),
         speeds: SPEEDS,
         lambda_definition: LAMBDA_DEFINITION,
-        lambda_temperature: loss.lambda_temperature,
+        lambda_temperature: cfg.loss.lambda_temperature,
         examples,
+        lambda_summary: lambda_summary(&model, &cfg, &ds, device)?,
     };
     write_json(&png.with_extension("json"), &fig)?;
     let geometry =
         Geometry { video: [t, h, w], audio: [f, ts], mean: cfg.data.augment.mean, std: cfg.data.augment.std };
     draw(&fig.examples, &samples, &geometry, png)?;
     Ok(fig)
+}
+
+/// The affinity-mapped representations `l(y)` of the video views `[k, V, M]` and audio views `[k, A, M]` of `samples`
+/// (every sample with the same numbers of views).
+fn mapped(
+    model: &AvModel,
+    cfg: &PretrainConfig,
+    samples: &[AvSample],
+    device: &Device,
+) -> Result<(Tensor<3>, Tensor<3>), EvalError> {
+    let (k, nv, na) = (samples.len(), samples[0].video.len(), samples[0].audio.len());
+    let [c, t, h, w] = cfg.data.video_view_shape();
+    let [_, f, ts] = cfg.data.audio_view_shape();
+    let video: Vec<f32> = samples.iter().flat_map(|s| s.video.iter().flatten().copied()).collect();
+    let audio: Vec<f32> = samples.iter().flat_map(|s| s.audio.iter().flatten().copied()).collect();
+    let video = Tensor::<5>::from_data(TensorData::new(video, [k * nv, c, t, h, w]), device);
+    let audio = Tensor::<4>::from_data(TensorData::new(audio, [k * na, 1, f, ts]), device);
+    let lv = model.map_video.forward(model.video.forward(video)); // [k*V, M]
+    let la = model.map_audio.forward(model.audio.forward(audio)); // [k*A, M]
+    let md = lv.dims()[1];
+    if la.dims()[1] != md {
+        let reason = format!(
+            "the affinity maps give widths {} (audio) and {md} (video); lambda needs equal widths",
+            la.dims()[1]
+        );
+        return Err(EvalError::invalid("model", reason));
+    }
+    Ok((lv.reshape([k, nv, md]), la.reshape([k, na, md])))
+}
+
+/// For each clip, entry `[i, j]` of the two-view affinity of audio views (0, `p`) x video views (0, `q`) of
+/// `[k, views, M]` tensors, computed as in training: `[1, 0]` is lambda(a×s, v) for `p` the sped-up audio view,
+/// `[0, 1]` lambda(a, v×s) for `q` the sped-up video view.
+fn pair_lambda(
+    cfg: &PretrainConfig,
+    la: &Tensor<3>,
+    lv: &Tensor<3>,
+    (p, q): (usize, usize),
+    [i, j]: [usize; 2],
+) -> Result<Vec<f64>, EvalError> {
+    let [k, _, md] = la.dims();
+    let two = |x: &Tensor<3>, i: usize| {
+        Tensor::cat(
+            vec![x.clone().narrow(1, 0, 1).reshape([1, k, md]), x.clone().narrow(1, i, 1).reshape([1, k, md])],
+            0,
+        )
+    };
+    let loss = &cfg.loss;
+    let lam = svaclr_loss::cross_affinity(two(la, p), two(lv, q), loss.lambda_temperature, loss.lambda_mode, true)?;
+    let (lam, _) = to_host(lam.narrow(1, i, 1).narrow(2, j, 1).reshape([k, 1]))?; // [k, 2, 2] -> [k, 1]
+    Ok(lam.into_iter().map(f64::from).collect())
+}
+
+/// Per sample (video at speed 1, audio at [`SPEEDS`]): lambda(a×s, v) and cos(l(y_a×s), l(y_v)) per speed.
+type PerSpeed = Vec<Vec<f64>>;
+fn audio_speed_lambdas(
+    model: &AvModel,
+    cfg: &PretrainConfig,
+    samples: &[AvSample],
+    device: &Device,
+) -> Result<(PerSpeed, PerSpeed), EvalError> {
+    let k = samples.len();
+    let (lv, la) = mapped(model, cfg, samples, device)?;
+    let md = lv.dims()[2];
+    let mut lambda = vec![vec![0.0; SPEEDS.len()]; k];
+    let mut cosine = vec![vec![0.0; SPEEDS.len()]; k];
+    let lvn = svaclr_loss::l2_normalize(lv.clone().reshape([k, md]), 1);
+    let lv2 = Tensor::cat(vec![lv.clone(), lv.clone()], 1); // [k, 2, M]: video views (1, 1)
+    for si in 0..SPEEDS.len() {
+        let lam = pair_lambda(cfg, &la, &lv2, (si, 0), [1, 0])?;
+        let an = svaclr_loss::l2_normalize(la.clone().narrow(1, si, 1).reshape([k, md]), 1);
+        let (cos, _) = to_host((an * lvn.clone()).sum_dim(1).reshape([k, 1]))?;
+        for j in 0..k {
+            lambda[j][si] = lam[j];
+            cosine[j][si] = f64::from(cos[j]);
+        }
+    }
+    Ok((lambda, cosine))
+}
+
+/// [`LambdaSummary`] over every clip of `ds`: audio sped up by 2 and 4 (video at 1), then video sped up by 2 and 4
+/// (audio at 1), all views of a clip from one start ([`ClipDataset::speed_views`]).
+fn lambda_summary(
+    model: &AvModel,
+    cfg: &PretrainConfig,
+    ds: &ClipDataset,
+    device: &Device,
+) -> Result<Vec<LambdaSummary>, EvalError> {
+    let mut audio = vec![Vec::new(); SPEEDS.len() - 1];
+    let mut video = vec![Vec::new(); SPEEDS.len() - 1];
+    let indices: Vec<usize> = (0..ds.len()).collect();
+    for chunk in indices.chunks(SUMMARY_CHUNK) {
+        let samples: Vec<AvSample> =
+            chunk.iter().map(|&i| ds.speed_views(i, &SPEEDS, &SPEEDS)).collect::<Result<_, _>>()?;
+        let (lv, la) = mapped(model, cfg, &samples, device)?;
+        for si in 1..SPEEDS.len() {
+            audio[si - 1].extend(pair_lambda(cfg, &la, &lv, (si, 0), [1, 0])?);
+            video[si - 1].extend(pair_lambda(cfg, &la, &lv, (0, si), [0, 1])?);
+        }
+    }
+    let summary = |sped_up: &'static str, speed: f64, values: &[f64]| {
+        let (mean, sd, n) = (stats::mean(values), stats::sample_std(values), values.len());
+        let ci95 = (n >= 2).then(|| {
+            let half = stats::t_quantile(0.975, (n - 1) as f64) * sd / (n as f64).sqrt();
+            [mean - half, mean + half]
+        });
+        LambdaSummary { sped_up, speed, clips: n, mean, ci95 }
+    };
+    let audio = audio.iter().zip(&SPEEDS[1..]).map(|(v, &s)| summary("audio", s, v));
+    let video = video.iter().zip(&SPEEDS[1..]).map(|(v, &s)| summary("video", s, v));
+    Ok(audio.chain(video).collect())
 }
 
 /// Up to [`CLIPS`] clip indices of `ds`: distinct labels first (the most varied examples), then the rest in order.

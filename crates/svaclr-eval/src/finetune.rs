@@ -80,6 +80,9 @@ pub struct FoldResult {
     pub top1: f64,
     /// Video-level top-5 accuracy, in [0, 1].
     pub top5: f64,
+    /// Top-1 of the kNN classifier on the probe's frozen features (`linear_probe.knn`), if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_top1: Option<f64>,
     /// Classes of the classifier.
     pub num_classes: usize,
     /// Training videos.
@@ -109,6 +112,9 @@ pub struct FinetuneResult {
     pub top1: f64,
     /// Mean over folds of the top-5 accuracy.
     pub top5: f64,
+    /// Mean over folds of [`FoldResult::knn_top1`], if every fold has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_top1: Option<f64>,
     /// Population standard deviation of top-1 over folds (0 for one fold).
     pub top1_std: f64,
     /// Per-fold results.
@@ -276,6 +282,7 @@ pub fn run(
         protocol: cfg.protocol,
         top1: mean(&top1),
         top5: mean(&top5),
+        knn_top1: folds.iter().map(|f| f.knn_top1).collect::<Option<Vec<f64>>>().map(|v| mean(&v)),
         top1_std: std(&top1),
         folds,
         class_names: names,
@@ -406,6 +413,7 @@ fn finetune_fold(
         name: fold.name.clone(),
         top1: scores.top1,
         top5: scores.top5,
+        knn_top1: None,
         num_classes: data.classes,
         train_videos: data.train.len(),
         train_examples: steps * cfg.batch_size,

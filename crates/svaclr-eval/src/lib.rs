@@ -18,12 +18,14 @@ pub mod config;
 pub mod error;
 pub mod fig3;
 pub mod finetune;
+pub mod knn;
 pub mod probe;
 pub mod report;
 pub mod retrieval;
 pub mod retrieve;
 pub mod schedule;
 pub mod source;
+pub mod stats;
 pub mod views;
 
 pub use classify::{ClassificationScores, ConfusionMatrix, average_views, score_views, topk_accuracy};

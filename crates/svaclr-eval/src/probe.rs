@@ -11,12 +11,13 @@ use sha2::Digest;
 use svaclr_data::{ClipDataset, DataConfig, epoch_order};
 use svaclr_models::{Classifier, ClassifierConfig, VideoEncoder};
 
-use crate::classify::score_views;
+use crate::classify::{score_views, topk_accuracy};
 use crate::config::{FeatureNorm, FinetuneConfig, FoldConfig, Protocol, SplitRef, hex};
 use crate::error::EvalError;
 use crate::finetune::{
     EpochLog, EvalOptions, FEATURE_CACHE_VERSION, FoldData, FoldResult, STANDARDIZE_EPS, init_head, sgd, step_loss,
 };
+use crate::knn::knn_scores;
 use crate::retrieval::Embeddings;
 use crate::views::{bar, for_each_eval_batch, label_tensor, to_host};
 
@@ -151,6 +152,14 @@ pub(crate) fn probe_fold(
         opts.progress,
     )?;
     let test_mean = test.rows.group_mean(test.views)?;
+    let knn_top1 = match &p.knn {
+        Some(knn) => {
+            let train_mean = train.rows.group_mean(train.views)?;
+            let scores = knn_scores(&train_mean, &data.train_labels, &test_mean, data.classes, knn)?;
+            Some(topk_accuracy(&scores, data.classes, &data.test_labels, 1)?)
+        }
+        None => None,
+    };
     let (x_train, x_test) = match p.feature_norm {
         FeatureNorm::None => (train.rows, test_mean),
         FeatureNorm::L2 => (train.rows.l2_normalized(), test_mean.l2_normalized()),
@@ -215,6 +224,7 @@ pub(crate) fn probe_fold(
         name: fold.name.clone(),
         top1: scores.top1,
         top5: scores.top5,
+        knn_top1,
         num_classes: data.classes,
         train_videos: data.train.len(),
         train_examples: n,

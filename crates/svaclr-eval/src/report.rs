@@ -81,6 +81,9 @@ pub fn finetune_markdown(r: &FinetuneResult) -> String {
         );
     }
     let _ = writeln!(s, "| **mean** | **{}** (± {}) | **{}** | | | | |", pct(r.top1), pct(r.top1_std), pct(r.top5));
+    if let Some(knn) = r.knn_top1 {
+        let _ = writeln!(s, "\nkNN top-1 on the same frozen features (mean over folds): {} %.", pct(knn));
+    }
     if let Some(f) = r.folds.first()
         && let Some(last) = f.epochs.last()
     {

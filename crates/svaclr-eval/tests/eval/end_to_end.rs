@@ -160,6 +160,7 @@ fn linear_probe_end_to_end_with_feature_cache() {
     let again = finetune::run(&cfg, &source, &device, &opts).expect("probe again");
     assert_eq!(again.folds[0].top1, f.top1);
     assert_eq!(again.folds[0].epochs, f.epochs);
+    assert_eq!(r.knn_top1, None, "no kNN unless linear_probe.knn asks for it");
 }
 
 /// Folds restart from the same encoder: two identical folds of a random-init model fine-tune identically (the
@@ -198,6 +199,9 @@ fn linear_probe_that_fits_its_views_classifies_their_videos() {
     cfg.epochs = 40;
     cfg.optim.head_lr = 0.2;
     cfg.optim.schedule.milestones = vec![];
+    // The training videos' mean features are the test videos' (same deterministic views), so each test video's
+    // nearest training video is itself and 1-NN classifies all of them.
+    cfg.linear_probe.knn = Some(svaclr_eval::knn::KnnConfig { k: 1, temperature: 0.07 });
     let device = Device::flex();
     let source = tiny_model(cfg.seed, &device);
     let opts = EvalOptions { progress: false, feature_cache: None, device_name: "flex".into() };
@@ -207,6 +211,7 @@ fn linear_probe_that_fits_its_views_classifies_their_videos() {
     assert!(last.loss < first.loss / 4.0, "loss {} -> {}", first.loss, last.loss);
     assert_eq!(last.train_top1, 1.0, "32 views of 16 videos in 64 dimensions are separable");
     assert_eq!(f.top1, 1.0);
+    assert_eq!((f.knn_top1, r.knn_top1), (Some(1.0), Some(1.0)));
 }
 
 #[test]
