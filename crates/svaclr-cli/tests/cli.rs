@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/realdata.rs"]
+mod realdata;
+
 fn svaclr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_svaclr"))
 }
