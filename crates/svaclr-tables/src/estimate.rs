@@ -59,6 +59,8 @@ pub struct RunCost {
     pub epochs: f64,
     pub frames: usize,
     pub crop: usize,
+    /// Clips per optimiser step.
+    pub batch: usize,
     pub gpu_hours: f64,
     /// Bytes of one of its checkpoints.
     pub checkpoint_bytes: u64,
@@ -99,6 +101,16 @@ impl Estimate {
         for row in rows {
             let runs: Vec<&RunCost> = self.runs.iter().filter(|r| r.row == row).collect();
             let r = runs[0];
+            if (r.batch as u64) > self.clips.count {
+                s.push_str(&format!(
+                    "  warning: row {} ({}) takes batches of {} clips, more than the split's {}: it cannot take a \
+                     step\n",
+                    row + 1,
+                    r.name,
+                    r.batch,
+                    self.clips.count
+                ));
+            }
             s.push_str(&format!(
                 "  row {} ({}), {} seed(s): {} epochs, {} frames of {} px: {} GPU-hours per run; checkpoint {}\n",
                 row + 1,
@@ -159,6 +171,7 @@ pub fn estimate(spec: &TableSpec, plan: &Plan, clips: Clips) -> Result<Estimate,
             epochs,
             frames,
             crop,
+            batch: cfg.run.batch_size,
             gpu_hours,
             checkpoint_bytes: size,
         });

@@ -432,6 +432,11 @@ fn the_estimate_scales_the_papers_gpu_hours_and_counts_checkpoints() {
     let want = 1920.0 * (2.0 / 2750.0) / 100.0 * 0.5 * (4.0 * 32.0 * 32.0) / (30.0 * 112.0 * 112.0);
     assert!((e.runs[0].epochs - 2.0 / 2750.0).abs() < 1e-12);
     assert!((e.runs[0].gpu_hours - want).abs() < 1e-12, "{} vs {want}", e.runs[0].gpu_hours);
+    assert!(!e.render().contains("cannot take a step"));
+    // A split smaller than one batch: said, rather than a cost for a run that cannot train.
+    let e = estimate::estimate(&spec1, &tiny, Clips { count: 3, source: "test".into() }).expect("estimate");
+    let text = e.render();
+    assert_eq!(text.matches("takes batches of 4 clips, more than the split's 3: it cannot take a step").count(), 5);
 }
 
 #[test]
