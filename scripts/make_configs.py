@@ -20,9 +20,10 @@ AUG_GDT = dict(crop_scale=[0.08, 1.0], crop_ratio=[0.75, 4.0 / 3.0], flip_prob=0
 AUG_SYNTH = dict(AUG_GDT, crop_scale=[0.4, 1.0])
 
 PRESETS = {
-    # The paper's settings (Sec. 3.1): R(2+1)D-18, 30 frames at 30 fps, 112 crops, batch 512, 100 epochs.
+    # The paper's settings (Sec. 3.1): R(2+1)D-18, 30 frames at 30 fps, 112 crops, batch 512, 100 epochs, on the train
+    # split of the manifest `svaclr prepare --dataset kinetics-sounds --out data/kinetics-sounds` writes.
     "paper": dict(
-        manifest="../../data/kinetics-sounds/pretrain.jsonl", split=None,
+        manifest="../../data/kinetics-sounds/manifest.jsonl", split="train",
         data=dict(frames=30, fps=30.0, short_side=128, crop=112, audio_seconds=1.0, mel=MEL_PAPER,
                   tie_speeds=False, augment=AUG_GDT, workers=8),
         model=dict(video_arch="r2plus1d_18", preset="full", proj_hidden=512, proj_dim=128, affinity_map="identity"),
@@ -45,6 +46,19 @@ PRESETS = {
         schedule=dict(lr_start=0.02, lr_peak=0.1, lr_end=0.01, warmup_epochs=0.2, epochs=2),
         run=dict(batch_size=32, micro_batches=1, checkpoint_every=50, workers=2, max_steps=None,
                  precise_bn_batches=8)),
+    # The paper preset's data (the prepared Kinetics-Sounds train split, at prepare's 24 kHz audio and the paper's mel
+    # front end) with everything else cut to a CPU: tiny widths, 4 frames at 8 fps (a 0.5 s window, like the audio's),
+    # 32 px crops, batch 4, one epoch (the tables' paper-tiny preset also stops each run after a few steps). A plumbing
+    # check of the real-data path, not a result.
+    "paper-tiny": dict(
+        manifest="../../data/kinetics-sounds/manifest.jsonl", split="train",
+        data=dict(frames=4, fps=8.0, short_side=40, crop=32, audio_seconds=0.5, mel=MEL_PAPER,
+                  tie_speeds=False, augment=AUG_GDT, workers=2),
+        model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity"),
+        optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
+        schedule=dict(lr_start=0.02, lr_peak=0.1, lr_end=0.01, warmup_epochs=0.5, epochs=1),
+        run=dict(batch_size=4, micro_batches=1, checkpoint_every=2, workers=2, max_steps=None,
+                 precise_bn_batches=1)),
     # A minute-long smoke run on SynthAV's small preset (what the tests run).
     "smoke": dict(
         manifest="../../data/synthav-small/pretrain.jsonl", split=None,
@@ -126,6 +140,7 @@ TABLE2_ROWS = [
 # Table 1's), which keeps each extra synth row within a few minutes on 2 cores.
 TABLE2_RESOLUTIONS = {
     "paper": {"lo": (112, 128), "hi": (224, 256)},
+    "paper-tiny": {"lo": (24, 30), "hi": (32, 40)},
     "synth": {"lo": (24, 30), "hi": (32, 40)},
     "smoke": {"lo": (24, 30), "hi": (32, 40)},
 }
@@ -147,6 +162,25 @@ def table2_configs():
                 f.write("\n")
 
 
+def finetune_tiny_configs():
+    """configs/finetune/{hmdb51,ucf101}_tiny.json: the paper's fine-tuning protocol (3 official folds, whole network,
+    multi-clip multi-crop testing with 3 crops) at the paper-tiny input size, one epoch of batch 4, 2 clips x 3 crops
+    per test video, the class count taken from the prepared manifests."""
+    out_dir = os.path.join(ROOT, "configs", "finetune")
+    for name in ["hmdb51", "ucf101"]:
+        with open(os.path.join(out_dir, f"{name}_paper.json")) as f:
+            cfg = json.load(f)
+        cfg.update(epochs=1, batch_size=4, num_classes=None)
+        for part in ["train_data", "test_data"]:
+            cfg[part].update(frames=4, fps=8.0, short_side=40, crop=32, audio_seconds=0.5, workers=2)
+        cfg["optim"]["schedule"].update(warmup_epochs=0, milestones=[])
+        cfg["test"] = dict(clips=2, crops=3, batch_size=12)
+        with open(os.path.join(out_dir, f"{name}_tiny.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+            f.write("\n")
+
+
 if __name__ == "__main__":
     main()
     table2_configs()
+    finetune_tiny_configs()

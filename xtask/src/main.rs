@@ -20,8 +20,8 @@ const HELP: &str = "\
 cargo xtask <task> [options]
 
 Tasks:
-  reproduce table1|table2|table3 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
-            [--dry-run] [--force] [--debug] [--features tch|cuda]
+  reproduce table1|table2|table3 [--preset smoke|synth|paper|paper-tiny] [--data-root DIR] [--device D]
+            [--seeds N] [--out DIR] [--dry-run] [--force] [--debug] [--features tch|cuda]
                             the main job: set-up, release build, then every row of the table -> results/table1.md
   build [--debug] [--features tch|cuda]
                             set-up, then build `svaclr` (release unless --debug); with tch, against the torch

@@ -1,5 +1,5 @@
-//! `cargo xtask reproduce table1|table2|table3 [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N]
-//! [--out DIR] [--dry-run] [--force] [--debug] [--features F]`: the main job.
+//! `cargo xtask reproduce table1|table2|table3 [--preset smoke|synth|paper|paper-tiny] [--data-root DIR] [--device D]
+//! [--seeds N] [--out DIR] [--dry-run] [--force] [--debug] [--features F]`: the main job.
 //!
 //! Does its own set-up on a fresh machine (Debian packages, a release build of `svaclr`), then hands the table to
 //! `svaclr reproduce`, which generates SynthAV when needed, runs every row and writes `results/TABLE.{md,json,png}`.

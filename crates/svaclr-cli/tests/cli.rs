@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/realdata.rs"]
+mod realdata;
+
 fn svaclr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_svaclr"))
 }
@@ -178,6 +181,34 @@ fn pretrain_on_a_device_list_is_checked_before_any_work() {
         assert!(err.contains(needle), "{devices}: expected '{needle}' in {err}");
         assert!(!out.exists(), "{devices}: no run directory before the devices are known to work");
     }
+}
+
+#[test]
+fn pretrain_on_a_split_the_manifest_does_not_have_is_a_one_line_error_naming_both() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let manifest = tmp.path().join("manifest.jsonl");
+    let line = |split: &str| {
+        format!(
+            "{{\"id\":\"{split}1\",\"video\":\"v.mp4\",\"audio\":null,\"duration\":3.0,\"fps\":25.0,\"label\":0,\"label_name\":null,\"split\":\"{split}\"}}\n"
+        )
+    };
+    std::fs::write(&manifest, line("train") + &line("val")).expect("write");
+    let out = tmp.path().join("run");
+    let res = svaclr()
+        .args(["pretrain", "--split", "validate", "--config"])
+        .arg(workspace().join("configs/pretrain/paper-tiny_s14.json"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let want = format!("{}: no entry is in split 'validate' (its splits: train, val)", manifest.display());
+    assert!(err.contains(&want), "{err}");
+    assert!(!out.exists(), "no run directory before the split is known to be there");
 }
 
 #[test]

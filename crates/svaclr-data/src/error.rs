@@ -44,6 +44,9 @@ pub enum DataError {
     /// A manifest with no entries.
     #[error("{path}: manifest has no entries")]
     ManifestEmpty { path: PathBuf },
+    /// A split the manifest has no entry in.
+    #[error("{path}: no entry is in split '{split}' (its splits: {known})")]
+    NoSuchSplit { path: PathBuf, split: String, known: String },
     /// Two manifest entries share an id.
     #[error("{path}: duplicate id '{id}'")]
     DuplicateId { path: PathBuf, id: String },

@@ -111,6 +111,25 @@ impl Manifest {
         self.entries.iter().filter(|e| e.split == name).collect()
     }
 
+    /// The names of the splits its entries are in, sorted, each once.
+    pub fn split_names(&self) -> Vec<&str> {
+        let names: std::collections::BTreeSet<&str> = self.entries.iter().map(|e| e.split.as_str()).collect();
+        names.into_iter().collect()
+    }
+
+    /// Read the manifest `path` and check that `split` (when given) has entries: a split it does not have is an
+    /// error naming the file, the split and the splits it has (a misspelt `val`, or the wrong manifest).
+    pub fn load_split(path: &Path, split: Option<&str>) -> Result<Self, DataError> {
+        let manifest = Self::load(path)?;
+        if let Some(split) = split
+            && !manifest.entries.iter().any(|e| e.split == split)
+        {
+            let known = manifest.split_names().join(", ");
+            return Err(DataError::NoSuchSplit { path: path.to_path_buf(), split: split.to_string(), known });
+        }
+        Ok(manifest)
+    }
+
     /// Number of classes: one more than the largest label (0 when unlabelled).
     pub fn num_classes(&self) -> usize {
         self.entries.iter().filter_map(|e| e.label).max().map_or(0, |m| m + 1)
@@ -161,5 +180,20 @@ mod tests {
         fs::write(&p, "\n").expect("write");
         assert!(matches!(Manifest::load(&p), Err(DataError::ManifestEmpty { .. })));
         assert!(matches!(Manifest::load(&dir.path().join("missing.jsonl")), Err(DataError::ManifestRead { .. })));
+    }
+
+    #[test]
+    fn a_split_the_manifest_does_not_have_is_an_error_naming_file_split_and_splits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("manifest.jsonl");
+        let mut val = entry("b", Some(1));
+        val.split = "val".into();
+        Manifest::save(&p, &[entry("a", Some(0)), val]).expect("save");
+        let m = Manifest::load(&p).expect("load");
+        assert_eq!(m.split_names(), ["train", "val"]);
+        assert_eq!(Manifest::load_split(&p, Some("val")).expect("val").entries.len(), 2);
+        assert!(Manifest::load_split(&p, None).is_ok());
+        let err = Manifest::load_split(&p, Some("test")).expect_err("no test split").to_string();
+        assert_eq!(err, format!("{}: no entry is in split 'test' (its splits: train, val)", p.display()));
     }
 }

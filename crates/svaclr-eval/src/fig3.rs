@@ -65,6 +65,8 @@ pub struct Fig3 {
     pub run: PathBuf,
     /// The manifest the clips come from.
     pub manifest: PathBuf,
+    /// Its split (`null`: every entry).
+    pub split: Option<String>,
     /// [`SPEEDS`].
     pub speeds: [f64; 3],
     /// What `lambda` is.
@@ -92,12 +94,18 @@ pub struct Fig3Example {
     pub cosine: Vec<f64>,
 }
 
-/// Compute the figure of `run_dir`'s model on `manifest`, write `png` and the numbers beside it (`png` with the
-/// extension `.json`), and return the numbers.
-pub fn write(run_dir: &Path, manifest: &Path, device: &Device, png: &Path) -> Result<Fig3, EvalError> {
+/// Compute the figure of `run_dir`'s model on the clips of `manifest` (of its `split` when given), write `png` and
+/// the numbers beside it (`png` with the extension `.json`), and return the numbers.
+pub fn write(
+    run_dir: &Path,
+    manifest: &Path,
+    split: Option<&str>,
+    device: &Device,
+    png: &Path,
+) -> Result<Fig3, EvalError> {
     let (cfg, model) = svaclr_train::RunDir::new(run_dir).load_pretrained(device)?;
     let model = model.valid();
-    let ds = ClipDataset::new(&Manifest::load(manifest)?, None, cfg.data.clone())?;
+    let ds = ClipDataset::new(&Manifest::load_split(manifest, split)?, split, cfg.data.clone())?;
     let picked = pick_clips(&ds);
     if picked.is_empty() {
         return Err(EvalError::invalid("manifest", format!("{}: no clips for the Fig. 3 figure", manifest.display())));
@@ -122,6 +130,7 @@ pub fn write(run_dir: &Path, manifest: &Path, device: &Device, png: &Path) -> Re
     let fig = Fig3 {
         run: run_dir.to_path_buf(),
         manifest: manifest.to_path_buf(),
+        split: split.map(str::to_string),
         speeds: SPEEDS,
         lambda_definition: LAMBDA_DEFINITION,
         lambda_temperature: cfg.loss.lambda_temperature,

@@ -34,11 +34,15 @@ pub enum TablesError {
     /// The command line asks for something the plan cannot do.
     #[error("{0}")]
     Request(String),
-    /// A prepared dataset (the paper preset) is not there.
-    #[error("{dir}: no prepared dataset (run `svaclr prepare --dataset ... --out {dir}` first; see docs/data.md)")]
+    /// Prepared datasets the plan reads are missing or incomplete (each was printed above with the `svaclr prepare`
+    /// command that writes it); nothing was run.
+    #[error(
+        "{count} dataset(s) missing or incomplete, nothing was run: run the `svaclr prepare` command printed for each, \
+         then this command again (docs/reproduction.md)"
+    )]
     NotPrepared {
-        /// The dataset folder.
-        dir: PathBuf,
+        /// How many.
+        count: usize,
     },
     /// A step's process could not be started.
     #[error("cannot start: {command}: {cause}")]

@@ -80,20 +80,15 @@ fn run_step(step: &Step, opts: &Options) -> Result<(), TablesError> {
                 return Err(TablesError::StepFailed { what: step.what.clone(), status });
             }
         }
-        Action::RequireDataset { manifest } => {
-            if !manifest.exists() {
-                return Err(TablesError::NotPrepared { dir: step.folder.clone() });
-            }
-        }
         Action::AdoptLegacyRuns { legacy } => adopt_legacy_runs(legacy, &step.folder)?,
         Action::WriteConfig { path, text } => {
             std::fs::create_dir_all(&step.folder).map_err(TablesError::io(&step.folder))?;
             std::fs::write(path, text).map_err(TablesError::io(path))?;
         }
-        Action::Fig3 { run_dir, manifest, device, png } => {
+        Action::Fig3 { run_dir, manifest, split, device, png } => {
             std::fs::create_dir_all(&step.folder).map_err(TablesError::io(&step.folder))?;
             let (_, device) = svaclr_train::parse_device(device)?;
-            svaclr_eval::fig3::write(run_dir, manifest, &device, png)?;
+            svaclr_eval::fig3::write(run_dir, manifest, Some(split), &device, png)?;
         }
     }
     Ok(())

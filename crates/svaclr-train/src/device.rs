@@ -82,6 +82,11 @@ impl DeviceSpec {
         }
     }
 
+    /// Whether the device is a CPU (`flex`, `tch-cpu`).
+    pub fn is_cpu(&self) -> bool {
+        matches!(self, Self::Flex | Self::TchCpu)
+    }
+
     /// Whether this build can construct the device.
     pub fn is_compiled(&self) -> bool {
         match self.feature() {

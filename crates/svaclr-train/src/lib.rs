@@ -29,5 +29,5 @@ pub use device::{DeviceError, DeviceSpec, parse_device, parse_device_list};
 pub use error::TrainError;
 pub use launch::{Launched, launch};
 pub use metrics::PretrainSummary;
-pub use run_dir::RunDir;
+pub use run_dir::{CHECKPOINTS_KEPT, RunDir, checkpoint_bytes};
 pub use trainer::{PretrainOptions, pretrain, pretrain_on};

@@ -29,6 +29,20 @@ use crate::config::PretrainConfig;
 use crate::error::TrainError;
 use crate::metrics::{MonitorRecord, PretrainSummary, StepRecord, read_records};
 
+/// How many checkpoints a run keeps: the newest ones; older ones are deleted as new ones are written (the final
+/// precise-BN checkpoint counts as one).
+pub const CHECKPOINTS_KEPT: usize = 2;
+
+/// About how many bytes one checkpoint of `model` takes: `model.bpk` holds every parameter and BatchNorm running
+/// statistic, `optim.bpk` the SGD momentum of every learnable parameter, all as f32 (4 bytes); the records' own
+/// framing and `state.json` are a few kB more. Counted from the model's shapes, without drawing any weight.
+pub fn checkpoint_bytes(model: &svaclr_models::ModelConfig) -> Result<u64, TrainError> {
+    let m = model.init(&Device::flex())?;
+    let weights = m.num_params() as u64;
+    let momentum = svaclr_models::count_parameters(&m) as u64;
+    Ok(4 * (weights + momentum))
+}
+
 /// A pre-training run's folder. Only this type names the files inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunDir {

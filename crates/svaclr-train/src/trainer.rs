@@ -20,7 +20,7 @@ use crate::distributed::{self, Collective, Single};
 use crate::error::TrainError;
 use crate::metrics::{MetricsLog, MonitorRecord, PretrainSummary, StepRecord};
 use crate::monitor::Monitor;
-use crate::run_dir::{RunDir, TrainState};
+use crate::run_dir::{CHECKPOINTS_KEPT, RunDir, TrainState};
 use crate::schedule::learning_rate;
 use crate::step::{precise_bn, step_gradients};
 
@@ -264,7 +264,7 @@ pub fn pretrain_on(
                     distributed::check_same_weights(comm, &model, state.step)?;
                 }
                 if is_root {
-                    run.save_checkpoint(&model, &optim, &state, 2)?;
+                    run.save_checkpoint(&model, &optim, &state, CHECKPOINTS_KEPT)?;
                 }
                 last_ckpt_step = state.step;
             }
@@ -287,7 +287,7 @@ pub fn pretrain_on(
         }
         state.precise_bn = true;
         if is_root {
-            run.save_checkpoint(&model, &optim, &state, 2)?;
+            run.save_checkpoint(&model, &optim, &state, CHECKPOINTS_KEPT)?;
         }
     }
     let wall = loop_start.elapsed().as_secs_f64();

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use svaclr_data::Manifest;
 use svaclr_train::distributed::DistributedMode;
 use svaclr_train::{PretrainConfig, PretrainOptions, PretrainSummary, launch};
 
@@ -25,6 +26,10 @@ pub struct Args {
     /// Dataset manifest to train on, replacing the config's `manifest`.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// Split of the manifest to train on (e.g. `train` of a prepared Kinetics-Sounds manifest), replacing the
+    /// config's `split`.
+    #[arg(long)]
+    split: Option<String>,
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
@@ -47,6 +52,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = PretrainConfig::load(&args.config, args.manifest.as_deref())?;
     if let Some(seed) = args.seed {
         cfg.seed = seed;
+    }
+    if args.split.is_some() {
+        cfg.split = args.split.clone();
+    }
+    // A split the manifest does not have is one line naming both, before the run directory is made.
+    if let Some(split) = &cfg.split {
+        Manifest::load_split(&cfg.manifest, Some(split))?;
     }
     if args.max_steps.is_some() {
         cfg.run.max_steps = args.max_steps;

@@ -1,4 +1,4 @@
-//! `svaclr reproduce TABLE [--preset smoke|synth|paper] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
+//! `svaclr reproduce TABLE [--preset smoke|synth|paper|paper-tiny] [--data-root DIR] [--device D] [--seeds N] [--out DIR]
 //! [--dry-run] [--force]`: run a table's rows (pre-training, downstream evaluation, retrieval) and write
 //! `OUT/TABLE.{md,json,png}` (and, for a row marked `"figure": "fig3"`, `OUT/TABLE_fig3.{png,json}`).
 //!
@@ -16,7 +16,8 @@ use svaclr_tables::Request;
 pub struct Args {
     /// Which table: table1, table2 or table3 (configs/tables/TABLE.json).
     table: String,
-    /// smoke (about a minute, for tests), synth (the embedded SynthAV benchmark, default), paper (real datasets).
+    /// smoke (about a minute, for tests), synth (the embedded SynthAV benchmark, default), paper (real datasets
+    /// prepared with `svaclr prepare`, the paper's settings), paper-tiny (the same datasets, cut to a CPU).
     #[arg(long, default_value = "synth")]
     preset: String,
     /// Where datasets live (SynthAV is generated here; the paper preset reads prepared manifests from here).
@@ -34,7 +35,8 @@ pub struct Args {
     /// Configs folder (holding tables/, pretrain/, finetune/).
     #[arg(long, default_value = "configs")]
     configs: PathBuf,
-    /// Print the plan (every command) without running it.
+    /// Print the plan (every command), its GPU-hours and disk estimate and any dataset not prepared, without
+    /// running it.
     #[arg(long)]
     dry_run: bool,
     /// Recompute finished steps.

@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let embedding: EmbeddingKind = args.embedding.parse()?;
     let run_cfg = svaclr_eval::source::read_run_config(&args.checkpoint)?;
     let source = load_model(Some(&args.checkpoint), args.random_init, None, run_cfg.seed, &device)?;
-    let manifest = Manifest::load(&args.data)?;
+    let manifest = Manifest::load_split(&args.data, args.split.as_deref())?;
     let cfg = RetrieveConfig {
         checkpoint: Some(args.checkpoint.clone()),
         random_init: args.random_init,
