@@ -56,6 +56,7 @@ impl EvalResult {
         match (self, metric) {
             (EvalResult::Classification(r), Metric::Top1) => Some(r.top1),
             (EvalResult::Classification(r), Metric::Top5) => Some(r.top5),
+            (EvalResult::Classification(r), Metric::KnnTop1) => r.knn_top1,
             (EvalResult::Retrieval(r), Metric::Recall { direction, k }) => {
                 let recall = match direction {
                     Direction::VideoToAudio => &r.v2a,

@@ -14,6 +14,7 @@
 //! - [`report`]: results, statistics over seeds, Markdown, JSON and the bar chart.
 //! - [`files`]: the names of the files the pipeline reads from its steps' folders.
 
+pub mod compare;
 pub mod datasets;
 pub mod error;
 pub mod estimate;

@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use serde::Serialize;
 
+use svaclr_eval::stats::{mean, sample_std};
+
+use crate::compare::{self, Comparisons};
 use crate::error::TablesError;
 use crate::files::{self, EvalResult};
 use crate::plan::{EvalDirs, Plan, Request};
-use crate::spec::{Column, Layout, RETRIEVAL, TableSpec};
+use crate::spec::{Column, Layout, Metric, RETRIEVAL, TableSpec};
 
 /// One encoder's numbers in percent by column key (`None`: the preset does not run that column's evaluation).
 pub type Scores = BTreeMap<String, Option<f64>>;
@@ -42,7 +45,7 @@ pub struct RowResults {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stats {
     pub mean: f64,
-    /// [`sample_std`] of `values`.
+    /// The sample standard deviation over seeds ([`sample_std`]).
     pub std: f64,
     /// One per seed.
     pub values: Vec<f64>,
@@ -56,21 +59,6 @@ impl Stats {
         }
         Some(Stats { mean: mean(&values), std: sample_std(&values), values })
     }
-}
-
-/// The arithmetic mean (NaN for no values).
-pub fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
-}
-
-/// The spread this crate reports: the sample standard deviation over seeds, sqrt(sum (x - mean)^2 / (n - 1)); 0 for
-/// a single value.
-pub fn sample_std(values: &[f64]) -> f64 {
-    if values.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(values);
-    (values.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (values.len() - 1) as f64).sqrt()
 }
 
 /// Read every step's results: each row's runs (their summaries and evaluations) and the baseline's evaluations.
@@ -107,6 +95,8 @@ fn read_evals(columns: &[Column], dirs: &EvalDirs) -> Result<(Scores, f64), Tabl
     let mut scores = Scores::new();
     for c in columns {
         let value = match (results.get(c.eval.as_str()), dirs.get(&c.eval)) {
+            // kNN is computed only when the evaluation's config asks for it (`linear_probe.knn`): not run otherwise.
+            (Some(r), Some(_)) if c.metric == Metric::KnnTop1 => r.value(c.metric).map(|v| 100.0 * v),
             (Some(r), Some(dir)) => Some(
                 100.0
                     * r.value(c.metric).ok_or_else(|| TablesError::Output {
@@ -144,6 +134,10 @@ struct TableJson<'a> {
     rows: Vec<RowJson<'a>>,
     baseline: Option<BaselineJson<'a>>,
     figures: &'a [PathBuf],
+    /// Rows against row 1 and random init, paired by seed, with 95 % intervals; each column's detectable difference.
+    comparisons: Comparisons,
+    /// lambda measured over the retrieval split by each Fig. 3 (svaclr-eval's `fig3::LambdaSummary`), by figure.
+    lambda: BTreeMap<String, serde_json::Value>,
     total_wall_s: f64,
     steps_wall_s: f64,
 }
@@ -312,6 +306,10 @@ pub fn write(
         md.push_str(&md_line(&line));
         baseline = Some(BaselineJson { name: &b.name, ours, wall_s: results.baseline_wall });
     }
+    let comparisons = compare::compare(spec, &columns, results, seeds);
+    md.push_str(&compare::markdown(&comparisons, &columns));
+    let lambda = read_lambda(&plan.figures)?;
+    md.push_str(&lambda_markdown(&lambda));
     md.push_str(&format!(
         "\nWall (s) per row: pre-training + evaluation, as measured when each step ran (a step reused from another \
          table counts in both). This invocation took {:.0} s ({:.1} min); the steps' measured times add up to {:.0} s \
@@ -340,6 +338,8 @@ pub fn write(
         rows,
         baseline,
         figures: &plan.figures,
+        comparisons,
+        lambda,
         total_wall_s: total_wall,
         steps_wall_s: steps_wall,
     };
@@ -357,6 +357,48 @@ pub fn write(
     std::fs::write(&written.json, json).map_err(TablesError::io(&written.json))?;
     draw_bars(&report, &written.png)?;
     Ok(written)
+}
+
+/// The `lambda_summary` of each figure's JSON (written by `svaclr fig3` beside its PNG), by figure file stem.
+fn read_lambda(figures: &[PathBuf]) -> Result<BTreeMap<String, serde_json::Value>, TablesError> {
+    let mut out = BTreeMap::new();
+    for png in figures {
+        let path = png.with_extension("json");
+        let text = std::fs::read_to_string(&path).map_err(TablesError::io(&path))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| TablesError::Output { path: path.clone(), message: e.to_string() })?;
+        let stem = png.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        out.insert(stem, v.get("lambda_summary").cloned().unwrap_or(serde_json::Value::Null));
+    }
+    Ok(out)
+}
+
+/// One line per figure: mean lambda of the sped-up pair over the retrieval split, with its 95 % interval over clips.
+fn lambda_markdown(lambda: &BTreeMap<String, serde_json::Value>) -> String {
+    let mut md = String::new();
+    for (figure, summary) in lambda {
+        let Some(entries) = summary.as_array() else { continue };
+        let parts: Vec<String> = entries
+            .iter()
+            .filter_map(|e| {
+                let (who, s, m) = (e["sped_up"].as_str()?, e["speed"].as_f64()?, e["mean"].as_f64()?);
+                let pair = if who == "audio" { format!("λ(a×{s}, v)") } else { format!("λ(a, v×{s})") };
+                let ci = e["ci95"].as_array().and_then(|c| Some([c.first()?.as_f64()?, c.get(1)?.as_f64()?]));
+                Some(match ci {
+                    Some([lo, hi]) => format!("{pair} = {m:.3} [{lo:.3}, {hi:.3}]"),
+                    None => format!("{pair} = {m:.3}"),
+                })
+            })
+            .collect();
+        if let Some(n) = entries.first().and_then(|e| e["clips"].as_u64()) {
+            md.push_str(&format!(
+                "\nλ measured ({figure}, first seed, {n} clips, mean [95 % t-interval over clips]; 1 = as alike as the \
+                 original pair, the paper's Fig. 3 reads values below 1 for a larger speed gap): {}.\n",
+                parts.join("; ")
+            ));
+        }
+    }
+    md
 }
 
 /// The Markdown header and its rule.
@@ -377,7 +419,8 @@ fn header(spec: &TableSpec, columns: &[Column]) -> String {
 }
 
 /// One panel per figure column (`figure_columns`, default every column): a bar per row (ours, mean over seeds), the
-/// baseline last. Columns no row has a number for (an evaluation the preset does not run) get no panel.
+/// baseline last, each seed's value as a dot and, for several seeds, the 95 % t-interval of the mean as an error
+/// bar. Columns no row has a number for (an evaluation the preset does not run) get no panel.
 fn draw_bars(report: &TableJson<'_>, path: &Path) -> Result<(), TablesError> {
     let e = |x: String| TablesError::Plot { path: path.to_path_buf(), message: x };
     let wanted = |c: &&Column| report.figure_columns.as_ref().is_none_or(|w| w.contains(&c.key));
@@ -404,7 +447,22 @@ fn draw_bars(report: &TableJson<'_>, path: &Path) -> Result<(), TablesError> {
     for (k, column) in panels.iter().enumerate() {
         let colour = palette[k % palette.len()];
         let vals: Vec<f64> = bars.iter().map(|(_, ours)| mean(ours, &column.key).unwrap_or(0.0)).collect();
-        let top = vals.iter().cloned().fold(1.0, f64::max) * 1.15;
+        let stats: Vec<Option<&Stats>> =
+            bars.iter().map(|(_, ours)| ours.get(&column.key).and_then(Option::as_ref)).collect();
+        let interval = |s: &Stats| {
+            let n = s.values.len();
+            (n >= 2).then(|| {
+                let half = svaclr_eval::stats::t_quantile(0.975, (n - 1) as f64) * s.std / (n as f64).sqrt();
+                (s.mean - half, s.mean + half)
+            })
+        };
+        let highest = stats
+            .iter()
+            .flatten()
+            .flat_map(|s| s.values.iter().copied().chain(interval(s).map(|(_, hi)| hi)))
+            .filter(|v| v.is_finite())
+            .fold(1.0, f64::max);
+        let top = vals.iter().cloned().fold(highest, f64::max) * 1.15;
         let mut c = ChartBuilder::on(&areas[k])
             .caption(format!("{} - {}", report.table, column.label), ("sans-serif", 20))
             .margin(12)
@@ -425,9 +483,33 @@ fn draw_bars(report: &TableJson<'_>, path: &Path) -> Result<(), TablesError> {
         }))
         .map_err(|x| e(x.to_string()))?;
         c.draw_series(vals.iter().enumerate().map(|(i, v)| {
-            Text::new(format!("{v:.1}"), (i as f64 + 0.35, v + top * 0.02), ("sans-serif", 13).into_font())
+            Text::new(format!("{v:.1}"), (i as f64 + 0.55, v + top * 0.02), ("sans-serif", 13).into_font())
         }))
         .map_err(|x| e(x.to_string()))?;
+        for (i, s) in stats.iter().enumerate() {
+            let Some(s) = s else { continue };
+            if let Some((lo, hi)) = interval(s) {
+                let x = i as f64 + 0.5;
+                c.draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], BLACK.stroke_width(2))))
+                    .map_err(|x| e(x.to_string()))?;
+                for y in [lo, hi] {
+                    c.draw_series(std::iter::once(PathElement::new(
+                        vec![(x - 0.1, y), (x + 0.1, y)],
+                        BLACK.stroke_width(2),
+                    )))
+                    .map_err(|x| e(x.to_string()))?;
+                }
+            }
+            let n = s.values.len().max(1) as f64;
+            c.draw_series(
+                s.values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(k, &v)| Circle::new((i as f64 + 0.3 + 0.4 * (k as f64 + 0.5) / n, v), 3, BLACK.filled())),
+            )
+            .map_err(|x| e(x.to_string()))?;
+        }
     }
     root.present().map_err(|x| e(x.to_string()))
 }

@@ -7,7 +7,7 @@
 //!
 //! - `columns`: `{key, label, paper_label, eval, metric}`. `eval` is `retrieval` (the preset's retrieval manifest,
 //!   `svaclr retrieve`) or the name of an entry of the preset's `evals` (a finetune config); `metric` is what is read
-//!   from that step's results.json, reported in percent: `top1` or `top5` of a classification, `v2a.K` or `a2v.K`
+//!   from that step's results.json, reported in percent: `top1`, `top5` or `knn_top1` (kNN on the probe's features) of a classification, `v2a.K` or `a2v.K`
 //!   (R@K) of retrieval. A column whose `eval` the preset does not define is printed as not run.
 //! - `describe`: the descriptive column labels; each row (and published row, and the baseline) has one `cells` entry
 //!   per label, filled by `{name}` substitution from the preset's `labels`.
@@ -107,6 +107,9 @@ pub enum Metric {
     Top1,
     /// `top5`: classification top-5 (mean over folds).
     Top5,
+    /// `knn_top1`: top-1 of the kNN classifier on the linear probe's frozen features (mean over folds; the finetune
+    /// config must set `linear_probe.knn`).
+    KnnTop1,
     /// `v2a.K` / `a2v.K`: instance-level retrieval R@K.
     Recall { direction: Direction, k: usize },
 }
@@ -131,10 +134,11 @@ impl TryFrom<String> for Metric {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
-        let bad = || format!("unknown metric `{s}`: expected top1, top5, v2a.K or a2v.K (K >= 1)");
+        let bad = || format!("unknown metric `{s}`: expected top1, top5, knn_top1, v2a.K or a2v.K (K >= 1)");
         match s.as_str() {
             "top1" => return Ok(Metric::Top1),
             "top5" => return Ok(Metric::Top5),
+            "knn_top1" => return Ok(Metric::KnnTop1),
             _ => {}
         }
         let (dir, k) = s.split_once('.').ok_or_else(bad)?;
@@ -153,6 +157,7 @@ impl fmt::Display for Metric {
         match self {
             Metric::Top1 => write!(f, "top1"),
             Metric::Top5 => write!(f, "top5"),
+            Metric::KnnTop1 => write!(f, "knn_top1"),
             Metric::Recall { direction: Direction::VideoToAudio, k } => write!(f, "v2a.{k}"),
             Metric::Recall { direction: Direction::AudioToVideo, k } => write!(f, "a2v.{k}"),
         }
