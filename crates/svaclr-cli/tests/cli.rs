@@ -245,7 +245,7 @@ fn reproduce_table1_smoke_end_to_end() {
     assert_eq!(rows.len(), 5);
     let in_range = |v: &serde_json::Value| v.as_f64().is_some_and(|x| x.is_finite() && (0.0..=100.0).contains(&x));
     for r in rows.iter().chain(std::iter::once(&table["baseline"])) {
-        for key in ["downstream_top1", "v2a_r1"] {
+        for key in ["downstream_top1", "v2a_r1", "downstream_knn"] {
             assert!(in_range(&r["ours"][key]["mean"]), "{key} of {}: {}", r["name"], r["ours"][key]);
         }
     }
@@ -254,7 +254,14 @@ fn reproduce_table1_smoke_end_to_end() {
         assert!(r["delta_vs_row1"]["downstream_top1"].as_f64().is_some_and(f64::is_finite));
     }
     let md = std::fs::read_to_string(out.join("table1.md")).expect("table1.md");
-    assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 1 + 5 + 1, "header + 5 rows + baseline:\n{md}");
+    assert_eq!(first_table_rows(&md), 1 + 5 + 1, "header + 5 rows + baseline:\n{md}");
+    // Paired comparisons: rows 2-5 against row 1 and rows 1-5 against random init, in every column that was run
+    // (kNN included); one seed gives no interval, so nothing is established.
+    let pairs = table["comparisons"]["pairs"].as_array().expect("comparisons");
+    let run_columns = 3;
+    assert_eq!(pairs.len(), (4 + 5) * run_columns, "{pairs:?}");
+    assert!(pairs.iter().all(|p| p["diff"]["ci95"].is_null() && p["established"] == false), "{pairs:?}");
+    assert!(md.contains("## Which rows differ") && md.contains("(1 seed)"), "{md}");
     assert!(out.join("table1.png").exists());
     // Fig. 3 of the SoftInfoNCE row: a few clips, lambda per audio speed 1/2/4, 1 at speed 1 (identical views).
     assert!(out.join("table1_fig3.png").exists());
@@ -269,6 +276,15 @@ fn reproduce_table1_smoke_end_to_end() {
         // "all" mode: the four weights of a clip sum to 4, so one weight lies in (0, 4).
         assert!(lambda.iter().all(|l| l.is_finite() && *l > 0.0 && *l < 4.0), "{e}");
     }
+    // lambda measured over every retrieval clip: audio then video sped up by 2 and 4, with intervals.
+    let summary = fig["lambda_summary"].as_array().expect("lambda_summary");
+    assert_eq!(summary.len(), 4, "{fig}");
+    for s in summary {
+        let (mean, ci) = (s["mean"].as_f64().unwrap_or(f64::NAN), &s["ci95"]);
+        let [lo, hi] = [ci[0].as_f64().unwrap_or(f64::NAN), ci[1].as_f64().unwrap_or(f64::NAN)];
+        assert!(s["clips"].as_u64() > Some(1) && lo <= mean && mean <= hi && lo > 0.0 && hi < 4.0, "{s}");
+    }
+    assert!(md.contains("λ measured"), "{md}");
     // A rerun reuses every finished step.
     let second = run();
     assert!(second.status.success());
@@ -306,11 +322,16 @@ fn reproduce_table1_smoke_end_to_end() {
         }
     }
     let md = std::fs::read_to_string(out.join("table3.md")).expect("table3.md");
-    assert_eq!(
-        md.lines().filter(|l| l.starts_with("| ")).count(),
-        1 + 4 + 2 + 1,
-        "header + 4 published + 2 ours + baseline:\n{md}"
-    );
+    assert_eq!(first_table_rows(&md), 1 + 4 + 2 + 1, "header + 4 published + 2 ours + baseline:\n{md}");
+}
+
+/// Rows of a Markdown file's first table (its header included, its rule not).
+fn first_table_rows(md: &str) -> usize {
+    md.lines()
+        .skip_while(|l| !l.starts_with("| "))
+        .take_while(|l| l.starts_with('|'))
+        .filter(|l| l.starts_with("| "))
+        .count()
 }
 
 #[test]

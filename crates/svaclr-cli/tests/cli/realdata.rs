@@ -400,7 +400,7 @@ fn prepare_then_reproduce_table1_paper_tiny_on_official_layouts() {
     // the mean from any one fold.
     assert!(unequal_folds, "every evaluation scored alike on the three folds");
     let md = std::fs::read_to_string(out.join("table1.md")).expect("table1.md");
-    assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 1 + 5 + 1, "{md}");
+    assert_eq!(crate::first_table_rows(&md), 1 + 5 + 1, "{md}");
     assert!(md.contains("validation split") && md.contains("3 official folds"), "{md}");
 
     // The dry run's disk estimate against what the runs keep.
