@@ -242,13 +242,12 @@ fn lambda_summary(
             video[si - 1].extend(pair_lambda(cfg, &la, &lv, (0, si), [0, 1])?);
         }
     }
-    let summary = |sped_up: &'static str, speed: f64, values: &[f64]| {
-        let (mean, sd, n) = (stats::mean(values), stats::sample_std(values), values.len());
-        let ci95 = (n >= 2).then(|| {
-            let half = stats::t_quantile(0.975, (n - 1) as f64) * sd / (n as f64).sqrt();
-            [mean - half, mean + half]
-        });
-        LambdaSummary { sped_up, speed, clips: n, mean, ci95 }
+    let summary = |sped_up: &'static str, speed: f64, values: &[f64]| LambdaSummary {
+        sped_up,
+        speed,
+        clips: values.len(),
+        mean: stats::mean(values),
+        ci95: stats::mean_ci95(values),
     };
     let audio = audio.iter().zip(&SPEEDS[1..]).map(|(v, &s)| summary("audio", s, v));
     let video = video.iter().zip(&SPEEDS[1..]).map(|(v, &s)| summary("video", s, v));

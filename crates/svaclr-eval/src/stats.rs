@@ -119,6 +119,15 @@ pub fn sample_std(values: &[f64]) -> f64 {
     (values.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (values.len() - 1) as f64).sqrt()
 }
 
+/// The 95 % t-interval of the mean of `values`, `mean ± t(0.975, n-1) * sd / sqrt(n)` (`None` for fewer than two).
+pub fn mean_ci95(values: &[f64]) -> Option<[f64; 2]> {
+    let n = values.len();
+    (n >= 2).then(|| {
+        let (m, half) = (mean(values), t_quantile(0.975, (n - 1) as f64) * sample_std(values) / (n as f64).sqrt());
+        [m - half, m + half]
+    })
+}
+
 /// A row's difference to a reference row, paired by seed, with its 95 % t-interval.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PairedDiff {
@@ -141,12 +150,8 @@ impl PairedDiff {
         if diffs.is_empty() {
             return None;
         }
-        let (m, sd, n) = (mean(&diffs), sample_std(&diffs), diffs.len());
-        let ci95 = (n >= 2).then(|| {
-            let half = t_quantile(0.975, (n - 1) as f64) * sd / (n as f64).sqrt();
-            [m - half, m + half]
-        });
-        Some(PairedDiff { diffs, mean: m, sd, ci95 })
+        let ci95 = mean_ci95(&diffs);
+        Some(PairedDiff { mean: mean(&diffs), sd: sample_std(&diffs), ci95, diffs })
     }
 
     /// Whether the 95 % interval excludes 0 (the difference is established at that level).

@@ -449,13 +449,7 @@ fn draw_bars(report: &TableJson<'_>, path: &Path) -> Result<(), TablesError> {
         let vals: Vec<f64> = bars.iter().map(|(_, ours)| mean(ours, &column.key).unwrap_or(0.0)).collect();
         let stats: Vec<Option<&Stats>> =
             bars.iter().map(|(_, ours)| ours.get(&column.key).and_then(Option::as_ref)).collect();
-        let interval = |s: &Stats| {
-            let n = s.values.len();
-            (n >= 2).then(|| {
-                let half = svaclr_eval::stats::t_quantile(0.975, (n - 1) as f64) * s.std / (n as f64).sqrt();
-                (s.mean - half, s.mean + half)
-            })
-        };
+        let interval = |s: &Stats| svaclr_eval::stats::mean_ci95(&s.values).map(|[lo, hi]| (lo, hi));
         let highest = stats
             .iter()
             .flatten()
