@@ -256,10 +256,15 @@ pub fn plan(spec: &TableSpec, request: &Request) -> Result<Plan, TablesError> {
 
 /// Generate SynthAV (a prepared dataset is checked before the steps run instead: [`crate::datasets::check`]).
 fn synth_step(dataset: &Dataset, data_dir: &Path) -> Option<Step> {
-    let Dataset::Synthav { preset, seed, clips, .. } = dataset else {
+    let Dataset::Synthav { preset, seed, clips, test_per_class, retrieval_clips, .. } = dataset else {
         return None;
     };
     let mut args = os(["synth", "--preset", preset, "--seed", &seed.to_string(), "--clips", &clips.to_string()]);
+    for (name, value) in [("--test-per-class", test_per_class), ("--retrieval-clips", retrieval_clips)] {
+        if let Some(v) = value {
+            args.extend(os([name, &v.to_string()]));
+        }
+    }
     args.extend(flag("--out", data_dir));
     let what = format!("SynthAV -> {}", data_dir.display());
     Some(Step { what, folder: data_dir.to_path_buf(), done: None, action: Action::Synth(args) })

@@ -454,3 +454,19 @@ fn a_gpu_sized_preset_on_a_cpu_device_is_warned_about() {
     }
     assert_eq!(cpu_warning("paper-tiny", tiny, "flex", 1.0), None);
 }
+
+#[test]
+fn the_synth_preset_asks_for_its_larger_test_and_retrieval_splits() {
+    let req = Request { preset: "synth".into(), ..request("table1", 1) };
+    let spec = TableSpec::load(&req.table_file()).expect("table file");
+    let p = plan(&spec, &req).expect("plan");
+    let synth = args_of(&p.steps[0]);
+    let at = |flag: &str| synth.iter().position(|a| a == flag).map(|i| synth[i + 1].as_str());
+    assert_eq!(
+        (at("--test-per-class"), at("--retrieval-clips"), at("--clips")),
+        (Some("100"), Some("600"), Some("2000"))
+    );
+    // The smoke preset names neither: the SynthAV preset's sizes.
+    let smoke = args_of(&plan_of("table1", 1).steps[0]);
+    assert!(!smoke.iter().any(|a| a == "--test-per-class" || a == "--retrieval-clips"), "{smoke:?}");
+}

@@ -20,6 +20,12 @@ pub struct Args {
     /// Number of pre-training clips (overrides the preset; the labelled splits keep their sizes).
     #[arg(long)]
     clips: Option<usize>,
+    /// Labelled test clips per class (overrides the preset: a larger test split measures accuracy with less noise).
+    #[arg(long)]
+    test_per_class: Option<usize>,
+    /// Retrieval clips (overrides the preset).
+    #[arg(long)]
+    retrieval_clips: Option<usize>,
     /// Also write a contact sheet of the classes to OUT/synthav_preview.png.
     #[arg(long)]
     preview: bool,
@@ -36,6 +42,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = SynthConfig::preset(preset).with_seed(args.seed);
     if let Some(n) = args.clips {
         cfg = cfg.with_pretrain_clips(n);
+    }
+    if let Some(n) = args.test_per_class {
+        cfg.test_per_class = n;
+    }
+    if let Some(n) = args.retrieval_clips {
+        cfg.retrieval_clips = n;
     }
     cfg.validate()?;
     let started = Instant::now();
