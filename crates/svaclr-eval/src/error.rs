@@ -21,6 +21,14 @@ pub enum EvalError {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// A fold would test on what it trained on: the same id or the same video file in its training and test sets.
+    #[error(
+        "fold '{fold}': test clip '{id}' ({path}) is also in the training set; a fold must not test on a clip it trained on"
+    )]
+    TestInTraining { fold: String, id: String, path: PathBuf },
+    /// A fold's manifest holds several splits and the config names none of them.
+    #[error("{manifest}: holds the splits {splits} and the fold names none (add \"split\" to its train and test)")]
+    SplitNotNamed { manifest: PathBuf, splits: String },
     /// A value passed to the library is unusable (shapes that do not match, an empty set, a bad option).
     #[error("invalid {what}: {reason}")]
     Invalid {

@@ -173,15 +173,45 @@ fn labels_of(ds: &ClipDataset, split: &SplitRef, classes: usize) -> Result<Vec<u
         .collect()
 }
 
+/// A fold's side: the manifest (its split checked: named and present when the manifest holds several) and its clips.
 fn open_split(split: &SplitRef, data: &DataConfig) -> Result<(Manifest, ClipDataset), EvalError> {
-    let manifest = Manifest::load(&split.manifest)?;
+    let manifest = Manifest::load_split(&split.manifest, split.split.as_deref())?;
+    let splits = manifest.split_names();
+    if split.split.is_none() && splits.len() > 1 {
+        return Err(EvalError::SplitNotNamed { manifest: split.manifest.clone(), splits: splits.join(", ") });
+    }
     let ds = ClipDataset::new(&manifest, split.split.as_deref(), data.clone())?;
     Ok((manifest, ds))
+}
+
+/// Refuse a fold whose test set shares a clip with its training set (by id, or by video file, canonicalised so a
+/// copy under another id or path spelling is caught when it is the same file).
+fn check_disjoint(fold: &FoldConfig, train: &ClipDataset, test: &ClipDataset) -> Result<(), EvalError> {
+    let key = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut ids = std::collections::HashSet::new();
+    let mut files = std::collections::HashSet::new();
+    for i in 0..train.len() {
+        let item = train.item(i)?;
+        ids.insert(item.id.clone());
+        files.insert(key(&item.video));
+    }
+    for i in 0..test.len() {
+        let item = test.item(i)?;
+        if ids.contains(&item.id) || files.contains(&key(&item.video)) {
+            return Err(EvalError::TestInTraining {
+                fold: fold.name.clone(),
+                id: item.id.clone(),
+                path: item.video.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn open_fold(cfg: &FinetuneConfig, fold: &FoldConfig) -> Result<FoldData, EvalError> {
     let (train_m, train) = open_split(&fold.train, &cfg.train_data)?;
     let (test_m, test) = open_split(&fold.test, &cfg.test_data)?;
+    check_disjoint(fold, &train, &test)?;
     let classes = cfg.num_classes.unwrap_or_else(|| train.num_classes().max(test.num_classes()));
     if classes == 0 {
         return Err(EvalError::Unlabelled {

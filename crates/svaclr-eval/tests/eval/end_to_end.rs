@@ -160,7 +160,11 @@ fn linear_probe_end_to_end_with_feature_cache() {
     let again = finetune::run(&cfg, &source, &device, &opts).expect("probe again");
     assert_eq!(again.folds[0].top1, f.top1);
     assert_eq!(again.folds[0].epochs, f.epochs);
-    assert_eq!(r.knn_top1, None, "no kNN unless linear_probe.knn asks for it");
+    // smoke_linear.json asks for kNN: reported, and the same from cached features; without the setting, none.
+    assert!(r.knn_top1.is_some_and(|k| (0.0..=1.0).contains(&k)) && again.knn_top1 == r.knn_top1);
+    let mut no_knn = cfg.clone();
+    no_knn.linear_probe.knn = None;
+    assert_eq!(finetune::run(&no_knn, &source, &device, &opts).expect("probe").knn_top1, None);
 }
 
 /// Folds restart from the same encoder: two identical folds of a random-init model fine-tune identically (the
@@ -194,7 +198,7 @@ fn linear_probe_that_fits_its_views_classifies_their_videos() {
     let dir = tempfile::tempdir().expect("tempdir");
     tiny_synth(dir.path());
     let mut cfg = tiny_config(dir.path(), Protocol::LinearProbe);
-    cfg.folds[0].test = cfg.folds[0].train.clone();
+    cfg.folds[0].test = test_on_copies_of_the_training_clips(dir.path(), &cfg.folds[0].train);
     cfg.test = svaclr_eval::TestConfig { clips: 2, crops: 1, batch_size: 8 };
     cfg.epochs = 40;
     cfg.optim.head_lr = 0.2;
@@ -351,4 +355,81 @@ fn finetune_top1_and_top5_equal_a_hand_computation_when_nothing_trains() {
     assert_eq!(f.top1, hits1 as f64 / 8.0);
     assert_eq!(f.top5, hits5 as f64 / 8.0);
     assert_eq!(f.confusion.counts, confusion, "each video's predicted class");
+}
+
+/// A test set of the training clips under other ids and file names (hard links), which a fold accepts: it refuses
+/// the same ids or the same files (`a_fold_that_tests_on_its_training_clips_is_refused`), not equal pictures.
+fn test_on_copies_of_the_training_clips(
+    dir: &Path,
+    train: &svaclr_eval::config::SplitRef,
+) -> svaclr_eval::config::SplitRef {
+    let m = Manifest::load(&train.manifest).expect("train manifest");
+    let copies = dir.join("copies");
+    std::fs::create_dir_all(&copies).expect("mkdir");
+    let entries: Vec<_> = m
+        .split(train.split.as_deref().expect("split"))
+        .into_iter()
+        .map(|e| {
+            let mut c = e.clone();
+            c.id = format!("copy-{}", e.id);
+            c.split = "test".into();
+            for (path, ext) in [(&mut c.video, "mkv"), (c.audio.as_mut().expect("wav"), "wav")] {
+                let link = copies.join(format!("{}.{ext}", c.id));
+                std::fs::hard_link(m.root.join(&*path), &link).expect("link");
+                *path = link;
+            }
+            c
+        })
+        .collect();
+    let manifest = copies.join("test.jsonl");
+    Manifest::save(&manifest, &entries).expect("save");
+    svaclr_eval::config::SplitRef { manifest, split: Some("test".into()) }
+}
+
+#[test]
+fn a_fold_that_tests_on_its_training_clips_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    tiny_synth(dir.path());
+    let mut cfg = tiny_config(dir.path(), Protocol::LinearProbe);
+    let device = Device::flex();
+    let source = tiny_model(cfg.seed, &device);
+    let opts = EvalOptions { progress: false, feature_cache: None, device_name: "flex".into() };
+    // The same split, and one training clip's file under another id in a test manifest: both refused.
+    cfg.folds[0].test = cfg.folds[0].train.clone();
+    let err = finetune::run(&cfg, &source, &device, &opts).expect_err("same split").to_string();
+    assert!(err.contains("is also in the training set"), "{err}");
+    let m = Manifest::load(&cfg.folds[0].train.manifest).expect("manifest");
+    let mut leaked = m.split("train")[0].clone();
+    leaked.id = "renamed".into();
+    leaked.split = "test".into();
+    let manifest = dir.path().join("leaky.jsonl");
+    let mut honest = m.split("train")[1].clone();
+    (honest.id, honest.split) = ("x".into(), "test".into());
+    for e in [&mut leaked, &mut honest] {
+        e.video = m.root.join(&e.video);
+        e.audio = e.audio.as_ref().map(|a| m.root.join(a));
+    }
+    Manifest::save(&manifest, &[leaked, honest]).expect("save");
+    cfg.folds[0].test = svaclr_eval::config::SplitRef { manifest, split: Some("test".into()) };
+    let err = finetune::run(&cfg, &source, &device, &opts).expect_err("same file").to_string();
+    assert!(err.contains("test clip 'renamed'") && err.contains("is also in the training set"), "{err}");
+    // A fold that names no split of a manifest holding several.
+    let mut unnamed = tiny_config(dir.path(), Protocol::LinearProbe);
+    let all = dir.path().join("all.jsonl");
+    let mut entries = m.entries.clone();
+    entries.iter_mut().for_each(|e| {
+        e.video = m.root.join(&e.video);
+        e.audio = e.audio.as_ref().map(|a| m.root.join(a));
+    });
+    let t = Manifest::load(&unnamed.folds[0].test.manifest).expect("test manifest");
+    entries.extend(t.entries.iter().map(|e| {
+        let mut e = e.clone();
+        e.video = t.root.join(&e.video);
+        e.audio = e.audio.as_ref().map(|a| t.root.join(a));
+        e
+    }));
+    Manifest::save(&all, &entries).expect("save");
+    unnamed.folds[0].train = svaclr_eval::config::SplitRef { manifest: all.clone(), split: None };
+    let err = finetune::run(&unnamed, &source, &device, &opts).expect_err("unnamed split").to_string();
+    assert!(err.contains("holds the splits test, train and the fold names none"), "{err}");
 }
