@@ -152,17 +152,16 @@ fn lock_version(lock: &str, package: &str) -> Option<String> {
     Some(line.trim_start_matches("version = ").trim_matches('"').to_string())
 }
 
-/// Where `cargo install` puts binaries: `$CARGO_HOME/bin`, else `~/.cargo/bin`.
-fn cargo_bin_dir() -> PathBuf {
-    match std::env::var_os("CARGO_HOME") {
-        Some(h) => PathBuf::from(h).join("bin"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo/bin"),
-    }
+/// Where `cargo install` puts binaries: `$CARGO_HOME/bin`, else `$HOME/.cargo/bin`.
+fn cargo_bin_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME").map(PathBuf::from);
+    home.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))).map(|h| h.join("bin"))
 }
 
-/// The installed runner's version, if any.
+/// The installed runner's version, if any (in cargo's bin folder, else on PATH).
 fn runner_version() -> Option<String> {
-    let out = Command::new(cargo_bin_dir().join("gungraun-runner")).arg("--version").output().ok()?;
+    let runner = cargo_bin_dir().map(|d| d.join("gungraun-runner")).filter(|p| p.exists());
+    let out = Command::new(runner.unwrap_or_else(|| "gungraun-runner".into())).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     Some(text.split_whitespace().nth(1)?.to_string())
 }
@@ -190,11 +189,13 @@ fn build() -> Result<PathBuf> {
 fn measure(exe: &Path) -> Result<Vec<Measurement>> {
     let home = util::target_dir().join("gungraun");
     let stubs = libtorch_stub::build(exe, &home.join("libtorch-stub"))?;
-    let mut path = std::ffi::OsString::from(cargo_bin_dir());
-    if let Some(old) = std::env::var_os("PATH") {
-        path.push(":");
-        path.push(old);
-    }
+    // The bench executable starts `gungraun-runner` from PATH: cargo's bin folder first.
+    let mut path = cargo_bin_dir().map_or_else(std::ffi::OsString::new, |d| {
+        let mut p = d.into_os_string();
+        p.push(":");
+        p
+    });
+    path.push(std::env::var_os("PATH").unwrap_or_default());
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut cmd = Command::new(exe);
     cmd.current_dir(util::root()).env("PATH", path).env("CARGO_PKG_NAME", "svaclr-loss").args([
@@ -314,7 +315,8 @@ pub fn run(args: &[String]) -> Result<()> {
         [a] if a == "--record" => true,
         _ => bail!("bench-gate: usage: cargo xtask bench-gate [--record]"),
     };
-    crate::setup::run(&["--gate".to_string()])?;
+    // CI's features include `mpi` (Open MPI to build) and `tch` (the torch venv, made by the build's cargo command).
+    crate::setup::run(&["--mpi".to_string(), "--gate".to_string()])?;
     gate(record)
 }
 
