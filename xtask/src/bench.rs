@@ -121,9 +121,7 @@ fn cases(quick: bool) -> Vec<Case> {
 
 /// Where criterion writes: `CRITERION_HOME` as set for the run, i.e. `<target dir>/criterion`.
 fn criterion_home() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| util::root().join("target"));
-    let target = if target.is_absolute() { target } else { util::root().join(target) };
-    target.join("criterion")
+    util::target_dir().join("criterion")
 }
 
 /// Median and 95% interval (ms) of one criterion case, if it was measured at or after `since`.

@@ -3,9 +3,11 @@
 //! One module per task, each with a `run(args)` function. Tasks call `cargo` and the `svaclr` binary.
 
 mod bench;
+mod bench_gate;
 mod bench_models;
 mod bench_pretrain;
 mod build;
+mod libtorch_stub;
 mod parity;
 mod reproduce;
 mod setup;
@@ -26,10 +28,15 @@ Tasks:
   build [--debug] [--features tch|cuda]
                             set-up, then build `svaclr` (release unless --debug); with tch, against the torch
                             venv's LibTorch (created when missing); the binary finds LibTorch without LD_LIBRARY_PATH
-  setup [--torch] [--mpi]   install the Debian packages the build needs (FFmpeg, libclang, fonts);
+  setup [--torch] [--mpi] [--gate]
+                            install the Debian packages the build needs (FFmpeg, libclang, fonts);
                             --torch also creates the PyTorch venv (torch 2.9.0) used by parity, bench and tch;
-                            --mpi also installs Open MPI
-  test                      setup, then the workspace tests, the CUDA type-check and the PyTorch parity checks
+                            --mpi also installs Open MPI; --gate also Valgrind and gungraun-runner
+  test                      setup, then the workspace tests, the CUDA type-check, the PyTorch parity checks and
+                            the instruction-count gate (bench-gate)
+  bench-gate [--record]     the loss kernels' instruction counts (callgrind, gungraun) against the committed
+                            baseline crates/svaclr-loss/benches/icount/baseline.json; fails on growth beyond the
+                            tolerance; --record rewrites the baseline (accepting an intended change)
   bench loss [--quick] [--tch] [--save NAME] [--baseline NAME]
                             loss kernels vs PyTorch (--tch: also on burn's LibTorch backend);
                             writes results/bench/loss.{json,md}
@@ -60,6 +67,7 @@ fn main() {
         "build" => build::run(rest),
         "bench" => bench::run(rest),
         "bench-models" => bench_models::run(rest),
+        "bench-gate" => bench_gate::run(rest),
         "parity" => parity::run(rest),
         "test" => test::run(rest),
         "reproduce" => reproduce::run(rest),

@@ -38,8 +38,7 @@ const RUNS: [Run; 2] = [
 
 /// Path of the `svaclr` binary a `cargo build -p svaclr-cli [--release]` produced.
 pub fn svaclr_binary(release: bool) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| util::root().join("target"));
-    target.join(if release { "release" } else { "debug" }).join("svaclr")
+    util::target_dir().join(if release { "release" } else { "debug" }).join("svaclr")
 }
 
 pub fn run(args: &[String]) -> Result<()> {

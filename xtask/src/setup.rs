@@ -1,7 +1,8 @@
-//! `cargo xtask setup [--torch] [--mpi]`: install what the build and the tests need on a fresh Debian machine.
+//! `cargo xtask setup [--torch] [--mpi] [--gate]`: install what the build and the tests need on a fresh Debian machine.
 //!
 //! System packages come from Debian (installed with apt-get when running as root; otherwise the exact command is
-//! printed and the task stops). `--torch` creates the PyTorch venv from PyPI; `--mpi` adds Open MPI.
+//! printed and the task stops). `--torch` creates the PyTorch venv from PyPI; `--mpi` adds Open MPI; `--gate` adds
+//! Valgrind and `gungraun-runner` (cargo install, the version of the gungraun crate) for the instruction-count gate.
 
 use std::process::Command;
 
@@ -31,23 +32,34 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
 /// Open MPI, for multi-process training (`--mpi`).
 pub const MPI_PACKAGES: &[&str] = &["libopenmpi-dev", "openmpi-bin"];
 
+/// The instruction-count gate (`--gate`): Valgrind, and binutils' readelf and nm for the LibTorch stubs.
+pub const GATE_PACKAGES: &[&str] = &["valgrind", "binutils"];
+
 pub fn run(args: &[String]) -> Result<()> {
     let mut torch = false;
     let mut mpi = false;
+    let mut gate = false;
     for a in args {
         match a.as_str() {
             "--torch" => torch = true,
             "--mpi" => mpi = true,
-            other => bail!("setup: unknown option '{other}' (expected --torch, --mpi)"),
+            "--gate" => gate = true,
+            other => bail!("setup: unknown option '{other}' (expected --torch, --mpi, --gate)"),
         }
     }
     let mut wanted: Vec<&str> = DEBIAN_PACKAGES.to_vec();
     if mpi {
         wanted.extend(MPI_PACKAGES);
     }
+    if gate {
+        wanted.extend(GATE_PACKAGES);
+    }
     ensure_debian_packages(&wanted)?;
     if torch {
         crate::torch::ensure_venv()?;
+    }
+    if gate {
+        crate::bench_gate::ensure_runner()?;
     }
     Ok(())
 }

@@ -1,20 +1,21 @@
-//! `cargo xtask test`: the command CI runs. Set-up (Debian packages, Open MPI and the PyTorch venv), the workspace
-//! tests (the smoke reproduction of Table 1, the flex/LibTorch agreement tests and the MPI tests among them), the CUDA
-//! type-check and the torchvision parity checks.
+//! `cargo xtask test`: the command CI runs. Set-up (Debian packages, Open MPI, the PyTorch venv, Valgrind and
+//! gungraun-runner), the workspace tests (the smoke reproduction of Table 1, the flex/LibTorch agreement tests and the
+//! MPI tests among them), the CUDA type-check, the torchvision parity checks and the loss kernels' instruction-count
+//! gate.
 
 use anyhow::Result;
 
-use crate::{parity, setup, torch, util};
+use crate::{bench_gate, parity, setup, torch, util};
 
 /// The optional features CI turns on, all in one build of the workspace: building again with another feature set
 /// would recompile Burn and everything above it. `tch` builds against the torch venv's LibTorch.
-const FEATURES: &str = "svaclr-cli/tch,svaclr-cli/mpi";
+pub const FEATURES: &str = "svaclr-cli/tch,svaclr-cli/mpi";
 
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(a) = args.first() {
         anyhow::bail!("test: unknown option '{a}'");
     }
-    setup::run(&["--torch".to_string(), "--mpi".to_string()])?;
+    setup::run(&["--torch".to_string(), "--mpi".to_string(), "--gate".to_string()])?;
     // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden. With the
     // `mpi` feature the multi-process tests (crates/svaclr-cli/tests/mpi.rs) launch `mpirun -np 2`.
     // SVACLR_PYTHON: the venv's python, whose PyAV the data tests decode with as an independent reference.
@@ -28,7 +29,10 @@ pub fn run(args: &[String]) -> Result<()> {
     // binary the workspace test build made for the CLI's integration tests (a separate `cargo build -p svaclr-cli`
     // resolves features differently and would compile Burn a second time).
     parity::check(&parity::svaclr_binary(false), parity::DEFAULT_TOL, false)?;
-    // The benchmarks (`cargo xtask bench loss|pretrain`, `bench-models`) are not run here: each needs its own
+    // The loss kernels' instruction counts under callgrind against the committed baseline (fails on growth beyond
+    // the tolerance): built in this same dev-profile build, only the bench file is compiled.
+    bench_gate::gate(false)?;
+    // The timing benchmarks (`cargo xtask bench loss|pretrain`, `bench-models`) are not run here: each needs its own
     // optimised build of Burn, which CI's time is better spent without; they print tables, they gate nothing.
     Ok(())
 }
