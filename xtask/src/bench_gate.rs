@@ -353,9 +353,13 @@ pub fn gate(record: bool) -> Result<()> {
     }
     let now = toolchain();
     if now != recorded_with {
+        // Counts are comparable only on the toolchain and CPU kind the baseline was recorded with (gemm's blocking
+        // follows the cache sizes): elsewhere the growth is reported, not gated.
         eprintln!(
-            "icount: the baseline was recorded with {recorded_with}, this run is {now}: after a toolchain change, re-record (docs/loss.md)"
+            "icount: not gating: the baseline was recorded with {recorded_with}, this run is {now}; counts compare only \
+             on the same toolchain and CPU kind: re-record there (docs/loss.md)"
         );
+        return Ok(());
     }
     bail!(
         "bench-gate: {} instruction-count failure(s) against {BASELINE}; if intended, accept with cargo xtask bench-gate --record",
