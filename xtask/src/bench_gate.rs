@@ -300,7 +300,7 @@ fn write_baseline(path: &Path, measured: &[Measurement]) -> Result<()> {
         })
         .collect();
     let v = json!({
-        "about": "Instruction counts (callgrind, gungraun) of crates/svaclr-loss/benches/icount, one steady call each; \
+        "about": "Instruction counts (callgrind, gungraun) of crates/svaclr-loss/benches/icount, one call each after an uncounted warm-up on a tiny problem; \
                   written by `cargo xtask bench-gate --record`, checked by `cargo xtask test` (docs/loss.md). Only \
                   ir is gated; the cache figures are for reading.",
         "toolchain": toolchain(),
