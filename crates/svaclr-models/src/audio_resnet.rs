@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::conv;
+use crate::{batch_norm, conv};
 use crate::preset::SizePreset;
 
 /// Blocks per stage of the audio ResNet-9 (1 conv + 4 stages x 1 block x 2 convs = 9 conv layers).
@@ -127,7 +127,7 @@ impl AudioEncoder {
     /// # Shapes
     /// - `x`: `[batch, 1, F, T]` -> `[batch, feature_dim, ~F/32, ~T/32]`
     pub fn forward_map(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(conv::forward2d(&self.conv1, x))); // [B, C1, F/2, T/2]
+        let x = batch_norm::forward_relu(&self.bn1, conv::forward2d(&self.conv1, x)); // [B, C1, F/2, T/2]
         let mut x = self.maxpool.forward(x); // [B, C1, F/4, T/4]
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
             x = block.forward(x);
@@ -174,10 +174,10 @@ impl AudioBlock {
     /// # Shapes
     /// - `x`: `[B, C_in, F, T]` -> `[B, C_out, ceil(F/s), ceil(T/s)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(conv::forward2d(&self.conv1, x.clone())));
-        let out = self.bn2.forward(conv::forward2d(&self.conv2, out));
+        let out = batch_norm::forward_relu(&self.bn1, conv::forward2d(&self.conv1, x.clone()));
+        let out = batch_norm::forward(&self.bn2, conv::forward2d(&self.conv2, out));
         let residual = match &self.downsample {
-            Some(d) => d.bn.forward(conv::forward2d(&d.conv, x)),
+            Some(d) => batch_norm::forward(&d.bn, conv::forward2d(&d.conv, x)),
             None => x,
         };
         relu(out + residual)

@@ -10,6 +10,7 @@
 pub mod affinity;
 pub mod audio_resnet;
 pub mod av_model;
+pub mod batch_norm;
 pub mod classifier;
 pub mod conv;
 mod error;

@@ -2,10 +2,10 @@
 
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::batch_norm;
 
 /// Widths of a [`Projector`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ impl Projector {
     /// # Shapes
     /// - `y`: `[batch, in_dim]` -> `[batch, out_dim]` (not normalised)
     pub fn forward(&self, y: Tensor<2>) -> Tensor<2> {
-        let h = relu(self.bn.forward(self.fc1.forward(y))); // [B, hidden]
+        let h = batch_norm::forward_relu(&self.bn, self.fc1.forward(y)); // [B, hidden]
         self.fc2.forward(h) // [B, out]
     }
 }

@@ -13,7 +13,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::conv;
+use crate::{batch_norm, conv};
 use crate::preset::{SizePreset, VideoArch, r2plus1d_midplanes};
 
 /// Blocks per stage of both 18-layer video ResNets.
@@ -231,8 +231,8 @@ impl R2Plus1dStem {
     /// # Shapes
     /// - `x`: `[B, 3, T, H, W]` -> `[B, C1, T, ceil(H/2), ceil(W/2)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        let x = relu(self.bn1.forward(conv::forward3d(&self.conv1, x))); // [B, mid, T, H/2, W/2]
-        relu(self.bn2.forward(conv::forward3d(&self.conv2, x))) // [B, C1, T, H/2, W/2]
+        let x = batch_norm::forward_relu(&self.bn1, conv::forward3d(&self.conv1, x)); // [B, mid, T, H/2, W/2]
+        batch_norm::forward_relu(&self.bn2, conv::forward3d(&self.conv2, x)) // [B, C1, T, H/2, W/2]
     }
 }
 
@@ -253,7 +253,7 @@ impl R3dStem {
     /// # Shapes
     /// - `x`: `[B, 3, T, H, W]` -> `[B, C1, T, ceil(H/2), ceil(W/2)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        relu(self.bn1.forward(conv::forward3d(&self.conv1, x)))
+        batch_norm::forward_relu(&self.bn1, conv::forward3d(&self.conv1, x))
     }
 }
 
@@ -319,7 +319,7 @@ impl ConvBn {
     /// # Shapes
     /// - `x`: `[B, C_in, T, H, W]` -> `[B, C_out, ceil(T/s), ceil(H/s), ceil(W/s)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        self.bn.forward(self.conv.forward(x))
+        batch_norm::forward(&self.bn, self.conv.forward(x))
     }
 }
 
@@ -368,7 +368,7 @@ impl Conv2Plus1d {
     /// # Shapes
     /// - `x`: `[B, C_in, T, H, W]` -> `[B, C_out, ceil(T/s), ceil(H/s), ceil(W/s)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        let x = relu(self.bn.forward(conv::forward3d(&self.spatial, x))); // [B, mid, T, H/s, W/s]
+        let x = batch_norm::forward_relu(&self.bn, conv::forward3d(&self.spatial, x)); // [B, mid, T, H/s, W/s]
         conv::forward3d(&self.temporal, x) // [B, C_out, T/s, H/s, W/s]
     }
 }
@@ -386,7 +386,7 @@ impl Downsample3d {
     /// # Shapes
     /// - `x`: `[B, C_in, T, H, W]` -> `[B, C_out, ceil(T/s), ceil(H/s), ceil(W/s)]`
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        self.bn.forward(conv::forward3d(&self.conv, x))
+        batch_norm::forward(&self.bn, conv::forward3d(&self.conv, x))
     }
 }
 

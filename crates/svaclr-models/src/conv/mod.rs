@@ -1,4 +1,5 @@
-//! The encoders' convolutions on burn-flex: our own im2col + gemm kernels ([`kernel`]) with their own backward.
+//! The encoders' convolutions with their own backward: on burn-flex our im2col + gemm kernels ([`kernel`]), on
+//! LibTorch its native convolution backward ([`tch`], feature `tch`).
 //!
 //! burn-flex 0.22.1 runs a convolution through a general tiled im2col in channels-last layout, and its backward
 //! through Burn's generic decomposition (a transposed convolution for the input gradient, a convolution with the
@@ -6,11 +7,18 @@
 //! that time is spent in layout copies and scatter loops rather than in the matmuls (docs/models.md, "Speed").
 //! [`forward3d`] and [`forward2d`] take Burn's `Conv3d` / `Conv2d` modules (so parameters, records and torchvision
 //! import stay as they are) and, on a flex device with f32 data, explicit padding, no dilation and no groups,
-//! run [`FlexConv`]: a Burn backend extension whose autodiff version registers a backward that calls the kernels
-//! directly. Anything else falls back to the module's own `forward`. Results agree with Burn's convolution to
-//! float32 rounding (tests/models.rs); the backends agreement and torchvision parity tests run through it.
+//! run [`FastConv`]: a Burn backend extension whose autodiff version registers a backward that calls the kernels
+//! directly. On a LibTorch device (same conditions) it runs LibTorch's convolution and, for the backward, LibTorch's
+//! own `convolution_backward` instead of Burn's decomposition ([`tch`]). Anything else falls back to the module's
+//! own `forward`. Results agree with Burn's convolution to float32 rounding (tests/models/kernels.rs); the backends
+//! agreement and torchvision parity tests run through it.
+
+// burn-tch (the `LibTorch` selector and `tch` module) is deprecated upstream but still supported (docs/backends.md).
+#![cfg_attr(feature = "tch", allow(deprecated))]
 
 pub mod kernel;
+#[cfg(feature = "tch")]
+mod tch;
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -27,10 +35,10 @@ use burn::tensor::{DType, Tensor, TensorData};
 use kernel::Geometry;
 
 /// A 3D convolution (no bias) as a backend operation. Use [`forward3d`] / [`forward2d`] instead.
-#[backend_extension(Flex, Autodiff)]
-pub trait FlexConv: Backend {
+#[backend_extension(Flex, LibTorch: cfg(feature = "tch"), Autodiff)]
+pub trait FastConv: Backend {
     /// `x` `[N, C, D, H, W]`, `weight` `[O, C, kd, kh, kw]`, symmetric zero `padding`; returns `[N, O, Do, Ho, Wo]`.
-    fn flex_conv3d(
+    fn conv3d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         stride: [usize; 3],
@@ -68,13 +76,13 @@ fn forward(x: &FlexTensor, w: &FlexTensor, stride: [usize; 3], padding: [usize; 
     flex_from(kernel::forward(&g, f32_slice(&x), f32_slice(&w)), &shape)
 }
 
-impl FlexConv for Flex {
-    fn flex_conv3d(x: FlexTensor, weight: FlexTensor, stride: [usize; 3], padding: [usize; 3]) -> FlexTensor {
+impl FastConv for Flex {
+    fn conv3d(x: FlexTensor, weight: FlexTensor, stride: [usize; 3], padding: [usize; 3]) -> FlexTensor {
         forward(&x, &weight, stride, padding)
     }
 }
 
-/// Backward of [`FlexConv::flex_conv3d`]: the input and weight gradients from the kernels.
+/// Backward of [`FastConv::conv3d`]: the input and weight gradients from the kernels.
 #[derive(Debug)]
 struct FlexConvBackward;
 
@@ -106,8 +114,8 @@ impl Backward<Flex, 2> for FlexConvBackward {
     }
 }
 
-impl<C: CheckpointStrategy> FlexConv for Autodiff<Flex, C> {
-    fn flex_conv3d(
+impl<C: CheckpointStrategy> FastConv for Autodiff<Flex, C> {
+    fn conv3d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         stride: [usize; 3],
@@ -124,13 +132,20 @@ impl<C: CheckpointStrategy> FlexConv for Autodiff<Flex, C> {
     }
 }
 
-/// Whether [`FlexConv`] can run on this input: a flex device (with or without autodiff) and f32 data.
+/// Whether [`FastConv`] can run on this input: a flex device, or a LibTorch one with the `tch` feature (with or
+/// without autodiff), and f32 data.
 fn supported<const D: usize>(x: &Tensor<D>) -> bool {
-    matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_)) && x.dtype() == DType::F32
+    let backend = match x.device().inner().as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "tch")]
+        DispatchDevice::LibTorch(_) => true,
+        _ => false,
+    };
+    backend && x.dtype() == DType::F32
 }
 
-fn flex_conv3d(x: Tensor<5>, weight: Tensor<5>, stride: [usize; 3], padding: [usize; 3]) -> Tensor<5> {
-    Tensor::from_dispatch(<Dispatch as FlexConv>::flex_conv3d(
+fn fast_conv3d(x: Tensor<5>, weight: Tensor<5>, stride: [usize; 3], padding: [usize; 3]) -> Tensor<5> {
+    Tensor::from_dispatch(<Dispatch as FastConv>::conv3d(
         x.into_dispatch(),
         weight.into_dispatch(),
         stride,
@@ -138,7 +153,7 @@ fn flex_conv3d(x: Tensor<5>, weight: Tensor<5>, stride: [usize; 3], padding: [us
     ))
 }
 
-/// `conv.forward(x)`, through [`FlexConv`] where it applies.
+/// `conv.forward(x)`, through [`FastConv`] where it applies.
 pub fn forward3d(conv: &Conv3d, x: Tensor<5>) -> Tensor<5> {
     let padding = match conv.padding {
         PaddingConfig3d::Explicit(a, b, c) => [a, b, c],
@@ -148,7 +163,7 @@ pub fn forward3d(conv: &Conv3d, x: Tensor<5>) -> Tensor<5> {
     if !supported(&x) || conv.groups != 1 || conv.dilation != [1, 1, 1] {
         return conv.forward(x);
     }
-    let y = flex_conv3d(x, conv.weight.val(), conv.stride, padding);
+    let y = fast_conv3d(x, conv.weight.val(), conv.stride, padding);
     match &conv.bias {
         Some(b) => {
             let o = b.dims()[0];
@@ -158,7 +173,7 @@ pub fn forward3d(conv: &Conv3d, x: Tensor<5>) -> Tensor<5> {
     }
 }
 
-/// `conv.forward(x)` for a 2D convolution, as a 3D one of depth 1, through [`FlexConv`] where it applies.
+/// `conv.forward(x)` for a 2D convolution, as a 3D one of depth 1, through [`FastConv`] where it applies.
 pub fn forward2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [0, top, left],
@@ -170,7 +185,7 @@ pub fn forward2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
     let [n, c, h, w] = x.dims();
     let [o, cw, kh, kw] = conv.weight.dims();
-    let y = flex_conv3d(
+    let y = fast_conv3d(
         x.reshape([n, c, 1, h, w]),
         conv.weight.val().reshape([o, cw, 1, kh, kw]),
         [1, conv.stride[0], conv.stride[1]],

@@ -88,6 +88,19 @@ fn video_input_defaults_to_rgb_and_round_trips() {
 /// paddings and a few others, in 3D and 2D; with and without autodiff.
 #[test]
 fn flex_conv_agrees_with_burn_conv_forward_and_backward() {
+    conv_agrees_with_burn_conv(dev());
+}
+
+/// The same on LibTorch: its convolution with LibTorch's own backward (`conv/tch.rs`) against Burn's convolution and
+/// Burn's decomposed backward on the same backend.
+#[cfg(feature = "tch")]
+#[test]
+#[allow(deprecated)] // LibTorch constructors are deprecated upstream but still supported.
+fn libtorch_conv_agrees_with_burn_conv_forward_and_backward() {
+    conv_agrees_with_burn_conv(Device::libtorch());
+}
+
+fn conv_agrees_with_burn_conv(device: Device) {
     use burn::nn::conv::{Conv2dConfig, Conv3dConfig};
     use burn::nn::{PaddingConfig2d, PaddingConfig3d};
     use svaclr_models::conv::{forward2d, forward3d};
@@ -101,7 +114,7 @@ fn flex_conv_agrees_with_burn_conv_forward_and_backward() {
         let e = rel(got.flatten(0, D - 1), want.flatten(0, D - 1));
         assert!(e < 1e-5, "{what}: relative error {e:e}");
     }
-    let ad = dev().autodiff();
+    let ad = device.clone().autodiff();
     // (input [N, C, T, H, W], channels out, kernel, stride, padding, bias)
     let cases3: [([usize; 5], usize, [usize; 3], [usize; 3], [usize; 3], bool); 6] = [
         ([3, 3, 4, 20, 18], 6, [1, 7, 7], [1, 2, 2], [0, 3, 3], false),
@@ -118,7 +131,7 @@ fn flex_conv_agrees_with_burn_conv_forward_and_backward() {
             .with_padding(PaddingConfig3d::Explicit(pad[0], pad[1], pad[2]))
             .with_bias(bias)
             .init(&ad);
-        let x = randn(shape, 200 + i as u64);
+        let x = Tensor::<5>::from_data(randn(shape, 200 + i as u64).to_data(), &device);
         let what = format!("conv3d {shape:?} -> {o}, kernel {kernel:?}, stride {stride:?}, pad {pad:?}");
         check(&format!("{what}: inference"), forward3d(&conv, x.clone()), conv.forward(x.clone()));
         let run = |ours: bool| {
@@ -156,5 +169,70 @@ fn flex_conv_agrees_with_burn_conv_forward_and_backward() {
         check(&format!("{what}: x gradient"), x.grad(&ga).expect("grad"), x.grad(&gb).expect("grad"));
         let w = conv.weight.val();
         check(&format!("{what}: weight gradient"), w.grad(&ga).expect("grad"), w.grad(&gb).expect("grad"));
+    }
+}
+
+/// `svaclr_models::batch_norm` (our flex kernels) against Burn's `BatchNorm` in training mode,
+/// alone and followed by a ReLU: outputs, the gradients of x, gamma and beta of a random projection of the output,
+/// and the running statistics after the step, for the encoders' 5D, 4D and the projectors' 2D inputs (channels
+/// with means far from 0).
+#[test]
+fn flex_batch_norm_agrees_with_burn_batch_norm() {
+    let device = dev();
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    use svaclr_models::batch_norm;
+
+    fn check<const D: usize>(what: &str, got: Tensor<D>, want: Tensor<D>, tol: f32) {
+        assert_eq!(got.dims(), want.dims(), "{what}: shapes");
+        let (got, want) = (got.flatten::<1>(0, D - 1), want.flatten::<1>(0, D - 1));
+        let scale = want.clone().abs().max().into_scalar::<f32>().max(1e-6);
+        let e = (got - want).abs().max().into_scalar::<f32>() / scale;
+        assert!(e < tol, "{what}: relative error {e:e}");
+    }
+    fn case<const D: usize>(device: &Device, shape: [usize; D], seed: u64, with_relu: bool) {
+        let ad = device.clone().autodiff();
+        let c = shape[1];
+        let gamma = randn([c], seed).mul_scalar(0.5).add_scalar(1.0).to_data();
+        let beta = randn([c], seed + 4).mul_scalar(0.5).to_data();
+        // A fresh module per run: clones of a module share their running statistics.
+        let make = || {
+            let mut bn: BatchNorm = BatchNormConfig::new(c).with_momentum(0.1).init(&ad);
+            bn.gamma = Param::from_tensor(Tensor::from_data(gamma.clone(), &ad));
+            bn.beta = Param::from_tensor(Tensor::from_data(beta.clone(), &ad));
+            bn
+        };
+        let mut per_channel = [1; D];
+        per_channel[1] = c;
+        let offset = Tensor::<1>::from_data(randn([c], seed + 1).to_data(), device).mul_scalar(5.0).reshape(per_channel);
+        let x0 = Tensor::<D>::from_data(randn(shape, seed + 2).to_data(), device).mul_scalar(2.0) + offset;
+        let r = Tensor::<D>::from_data(randn(shape, seed + 3).to_data(), &ad);
+        let run = |ours: bool| {
+            let bn = make();
+            let x = Tensor::<D>::from_data(x0.to_data(), &ad).require_grad();
+            let y = match (ours, with_relu) {
+                (true, false) => batch_norm::forward(&bn, x.clone()),
+                (true, true) => batch_norm::forward_relu(&bn, x.clone()),
+                (false, false) => bn.forward(x.clone()),
+                (false, true) => burn::tensor::activation::relu(bn.forward(x.clone())),
+            };
+            let grads = (y.clone() * r.clone()).sum().backward();
+            let g = |p: &Param<Tensor<1>>| p.val().grad(&grads).expect("param grad");
+            let stats = (bn.running_mean.value_sync(), bn.running_var.value_sync());
+            (y.inner(), x.grad(&grads).expect("x grad"), g(&bn.gamma), g(&bn.beta), stats)
+        };
+        let (ours, theirs) = (run(true), run(false));
+        let what = format!("batch norm {shape:?}{}", if with_relu { " + relu" } else { "" });
+        check(&format!("{what}: output"), ours.0, theirs.0, 1e-5);
+        check(&format!("{what}: x gradient"), ours.1, theirs.1, 1e-4);
+        check(&format!("{what}: gamma gradient"), ours.2, theirs.2, 1e-4);
+        check(&format!("{what}: beta gradient"), ours.3, theirs.3, 1e-5);
+        check(&format!("{what}: running mean"), ours.4.0.inner(), theirs.4.0.inner(), 1e-5);
+        check(&format!("{what}: running var"), ours.4.1.inner(), theirs.4.1.inner(), 1e-4);
+    }
+    for with_relu in [false, true] {
+        case(&device, [3, 4, 2, 5, 6], 10, with_relu);
+        case(&device, [4, 3, 7, 9], 20, with_relu);
+        case(&device, [16, 6], 30, with_relu);
+        case(&device, [2, 5, 1, 2, 2], 40, with_relu);
     }
 }

@@ -1,0 +1,247 @@
+//! Training-mode BatchNorm on contiguous f32 data `[N, C, S]` (S: every axis after the channel one), forward and
+//! backward, each in two passes over the activation.
+//!
+//! Forward: per channel the mean and the biased variance (f64 sums of x and x², one pass), then
+//! `y = (x - mean) / sqrt(var + eps) * gamma + beta` as one multiply-add per element, optionally followed by a ReLU
+//! in the same pass. Backward, with `xhat = (x - mean) * invstd`, M = N x S elements per channel, and `g` the output
+//! gradient (with the ReLU: `dy` where the output is positive, else 0, the mask recomputed from x):
+//! `dbeta = sum(g)`, `dgamma = sum(g * xhat)` (one pass), then
+//! `dx = gamma * invstd / M * (M * g - dbeta - xhat * dgamma)` (a second pass).
+//! Channels are reduced in parallel; the element-wise passes run in parallel over `[n, c]` rows of S elements.
+
+use rayon::prelude::*;
+
+/// `[N, C, S]`: batch, channels, and the elements of one channel of one sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub n: usize,
+    pub c: usize,
+    pub s: usize,
+}
+
+impl Layout {
+    /// Elements per channel over the batch (the M of the statistics).
+    pub fn per_channel(&self) -> usize {
+        self.n * self.s
+    }
+
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The S-long rows of channel `c`, one per sample.
+    fn rows<'a>(&self, x: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> {
+        let (cs, s) = (self.c * self.s, self.s);
+        (0..self.n).map(move |n| &x[n * cs + c * s..n * cs + (c + 1) * s])
+    }
+}
+
+/// The batch statistics: per channel mean and biased variance.
+pub fn stats(l: &Layout, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let m = l.per_channel() as f64;
+    // f32 partial sums would lose digits on long channels; accumulate in f64, channels in parallel.
+    let sums: Vec<(f64, f64)> = (0..l.c)
+        .into_par_iter()
+        .map(|c| {
+            l.rows(x, c).flatten().fold((0.0, 0.0), |(s, q), &v| {
+                let v = f64::from(v);
+                (s + v, q + v * v)
+            })
+        })
+        .collect();
+    sums.into_iter()
+        .map(|(s, q)| {
+            let mean = s / m;
+            ((mean) as f32, (q / m - mean * mean).max(0.0) as f32)
+        })
+        .unzip()
+}
+
+/// `1 / sqrt(var + eps)` per channel, in f64 then rounded.
+pub fn inv_std(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter().map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32).collect()
+}
+
+/// The per channel scale `gamma / sqrt(var + eps)`, with `y = (x - mean) * scale + beta` (subtracting the mean
+/// first keeps the digits a folded `x * scale + shift` loses when |mean| is large against the spread).
+fn scale(inv: &[f32], gamma: &[f32]) -> Vec<f32> {
+    gamma.iter().zip(inv).map(|(g, i)| g * i).collect()
+}
+
+/// Apply `out = (x - mean[c]) * scale[c] + beta[c]` (then `max(out, 0)` with `relu`) row by row, rows in parallel.
+fn affine(l: &Layout, x: &[f32], mean: &[f32], scale: &[f32], beta: &[f32], relu: bool) -> Vec<f32> {
+    let mut out = vec![0.0f32; l.len()];
+    let s = l.s.max(1);
+    out.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(row, (o, xi))| {
+        let c = row % l.c;
+        let (m, a, b) = (mean[c], scale[c], beta[c]);
+        if relu {
+            for (o, &v) in o.iter_mut().zip(xi) {
+                *o = ((v - m) * a + b).max(0.0);
+            }
+        } else {
+            for (o, &v) in o.iter_mut().zip(xi) {
+                *o = (v - m) * a + b;
+            }
+        }
+    });
+    out
+}
+
+/// Training-mode forward, with an optional ReLU after it: `(y, mean, biased var)`.
+pub fn forward(
+    l: &Layout,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    relu: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mean, var) = stats(l, x);
+    let scale = scale(&inv_std(&var, eps), gamma);
+    (affine(l, x, &mean, &scale, beta, relu), mean, var)
+}
+
+/// Gradients `(dx, dgamma, dbeta)` of the training-mode forward (with the ReLU when `relu`), given the statistics
+/// it used and the parameters (`beta` only matters for the ReLU's mask).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    l: &Layout,
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    relu: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let inv = inv_std(var, eps);
+    let scale = scale(&inv, gamma);
+    // The output gradient of element v of channel c: dy, or 0 where the ReLU's output was 0 (the forward's
+    // expression in the same f32 rounding, so the mask is the forward's).
+    let masked = |c: usize, g: f32, v: f32| if relu && (v - mean[c]) * scale[c] + beta[c] <= 0.0 { 0.0 } else { g };
+    let sums: Vec<(f64, f64)> = (0..l.c)
+        .into_par_iter()
+        .map(|c| {
+            // The channel's mean is applied per channel below: sum(g * x) here.
+            l.rows(dy, c).zip(l.rows(x, c)).fold((0.0, 0.0), |acc, (gr, xr)| {
+                gr.iter().zip(xr).fold(acc, |(s, p), (&g, &v)| {
+                    let g = f64::from(masked(c, g, v));
+                    (s + g, p + g * f64::from(v))
+                })
+            })
+        })
+        .collect();
+    let m = l.per_channel() as f64;
+    let mut dgamma = Vec::with_capacity(l.c);
+    let mut dbeta = Vec::with_capacity(l.c);
+    // dx = k * g + a * (x - mean) + b per channel, with k = gamma * invstd,
+    // a = -k * invstd^2 * sum(g (x - mean)) / M and b = -k * sum(g) / M.
+    let (mut k, mut a, mut b) = (vec![0.0f32; l.c], vec![0.0f32; l.c], vec![0.0f32; l.c]);
+    for c in 0..l.c {
+        let (sum_g, sum_g_x) = sums[c];
+        let (mu, is) = (f64::from(mean[c]), f64::from(inv[c]));
+        let sum_g_centered = sum_g_x - mu * sum_g;
+        dbeta.push(sum_g as f32);
+        dgamma.push((sum_g_centered * is) as f32);
+        let kc = f64::from(gamma[c]) * is;
+        k[c] = kc as f32;
+        a[c] = (-kc * is * is * sum_g_centered / m) as f32;
+        b[c] = (-kc * sum_g / m) as f32;
+    }
+    let mut dx = vec![0.0f32; l.len()];
+    let s = l.s.max(1);
+    dx.par_chunks_mut(s).zip(dy.par_chunks(s).zip(x.par_chunks(s))).enumerate().for_each(|(row, (o, (g, xi)))| {
+        let c = row % l.c;
+        let (kc, ac, bc, mc) = (k[c], a[c], b[c], mean[c]);
+        for ((o, &g), &v) in o.iter_mut().zip(g).zip(xi) {
+            *o = kc * masked(c, g, v) + ac * (v - mc) + bc;
+        }
+    });
+    (dx, dgamma, dbeta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: u64, offset: f32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                offset + 3.0 * ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            })
+            .collect()
+    }
+
+    /// The definition in f64: statistics, output, and the gradients of `sum(r * y)` by central differences of
+    /// that f64 forward.
+    fn reference(l: &Layout, x: &[f64], gamma: &[f64], beta: &[f64], eps: f64, relu: bool) -> Vec<f64> {
+        let m = l.per_channel() as f64;
+        let mut y = vec![0.0; l.len()];
+        for c in 0..l.c {
+            let idx: Vec<usize> =
+                (0..l.n).flat_map(|n| (0..l.s).map(move |s| n * l.c * l.s + c * l.s + s)).collect();
+            let mean = idx.iter().map(|&i| x[i]).sum::<f64>() / m;
+            let var = idx.iter().map(|&i| (x[i] - mean).powi(2)).sum::<f64>() / m;
+            for &i in &idx {
+                y[i] = (x[i] - mean) / (var + eps).sqrt() * gamma[c] + beta[c];
+                if relu {
+                    y[i] = y[i].max(0.0);
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn forward_and_backward_agree_with_the_definition() {
+        let eps = 1e-5;
+        let layouts = [Layout { n: 3, c: 4, s: 10 }, Layout { n: 1, c: 2, s: 7 }, Layout { n: 5, c: 3, s: 1 }];
+        for (i, (l, relu)) in layouts.into_iter().flat_map(|l| [(l, false), (l, true)]).enumerate() {
+            let seed = 10 * i as u64;
+            // An offset far from 0 checks that the one-pass variance keeps its digits.
+            let x = values(l.len(), seed, 40.0);
+            let r = values(l.len(), seed + 1, 0.0);
+            let gamma = values(l.c, seed + 2, 1.0);
+            let beta = values(l.c, seed + 3, 0.0);
+            let f64s = |v: &[f32]| v.iter().map(|&a| f64::from(a)).collect::<Vec<f64>>();
+            let (xd, gd, bd) = (f64s(&x), f64s(&gamma), f64s(&beta));
+            let (y, _, _) = forward(&l, &x, &gamma, &beta, eps, relu);
+            let want = reference(&l, &xd, &gd, &bd, eps, relu);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((f64::from(*a) - b).abs() < 2e-5 * (1.0 + b.abs()), "{l:?} relu {relu}: y {a} vs {b}");
+            }
+            let (mean, var) = stats(&l, &x);
+            let (dx, dgamma, dbeta) = backward(&l, &x, &r, &mean, &var, &gamma, &beta, eps, relu);
+            let loss = |x: &[f64], g: &[f64], b: &[f64]| {
+                reference(&l, x, g, b, eps, relu).iter().zip(&r).map(|(y, r)| y * f64::from(*r)).sum::<f64>()
+            };
+            let h = 1e-4;
+            let numeric = |v: &[f64], j: usize, f: &dyn Fn(&[f64]) -> f64| {
+                let (mut p, mut q) = (v.to_vec(), v.to_vec());
+                p[j] += h;
+                q[j] -= h;
+                (f(&p) - f(&q)) / (2.0 * h)
+            };
+            let close = |what: &str, got: f32, want: f64| {
+                assert!((f64::from(got) - want).abs() < 1e-3 * (1.0 + want.abs()), "{l:?} relu {relu}: {what} {got} vs {want}");
+            };
+            for j in 0..l.len() {
+                close("dx", dx[j], numeric(&xd, j, &|v| loss(v, &gd, &bd)));
+            }
+            for c in 0..l.c {
+                close("dgamma", dgamma[c], numeric(&gd, c, &|v| loss(&xd, v, &bd)));
+                close("dbeta", dbeta[c], numeric(&bd, c, &|v| loss(&xd, &gd, v)));
+            }
+        }
+    }
+}
