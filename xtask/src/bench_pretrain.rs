@@ -1,10 +1,13 @@
-//! `cargo xtask bench pretrain [--quick] [--steps N] [--warmup N] [--rounds N] [--config FILE]`: pre-training
-//! throughput and peak memory, Burn vs PyTorch, on the CPU preset.
+//! `cargo xtask bench pretrain [--tch] [--no-e2e] [--quick] [--steps N] [--warmup N] [--rounds N] [--config FILE]`:
+//! pre-training throughput and peak memory, Burn (flex, and LibTorch with `--tch`) vs PyTorch, on the CPU preset.
 //!
-//! 1. Builds the Rust bench (`cargo bench -p svaclr-train --bench pretrain`, `bench` profile) and runs it with
-//!    `RAYON_NUM_THREADS=2`: the training step of `svaclr pretrain` on synthetic in-memory batches of the config's
-//!    shape (default `configs/pretrain/synth_s14.json`: 64 clips x 2 views, 8x32x32 video, 40x51 log-mel, the tiny
-//!    R(2+1)D-18 and audio ResNet-9 with 64-wide projectors, InfoNCE, SGD).
+//! 1. Builds the Rust bench (`cargo bench -p svaclr-train --bench pretrain`, `bench` profile; with `--tch` also
+//!    `--features tch` against the torch venv's LibTorch) and runs it with `RAYON_NUM_THREADS=2` on flex and
+//!    `OMP_NUM_THREADS=2` on `tch-cpu`: the training step of `svaclr pretrain` on synthetic in-memory batches of the
+//!    config's shape (default `configs/pretrain/synth_s14.json`: 32 clips x 2 views, 8x32x32 video, 40x51 log-mel,
+//!    the tiny R(2+1)D-18 and audio ResNet-9 with 64-wide projectors, InfoNCE, SGD).
+//!    In the first round each Burn side also runs the whole loop of `svaclr pretrain` on generated SynthAV clips
+//!    (`--e2e`, unless `--no-e2e`): loop clips/s over wall time, and its ratio to the same run's step-only rate.
 //! 2. Runs `scripts/bench/pretrain_torch.py` with the torch venv (`torch.set_num_threads(2)`, `OMP_NUM_THREADS=2`),
 //!    which reads the Rust side's JSON (shapes, model, loss, optimiser), builds the same network from torchvision's
 //!    blocks, checks the parameter count, and trains it on inputs of the same shapes.
@@ -12,8 +15,8 @@
 //!    shared, and a process slowed down by other work measures the machine, not the code.
 //! 4. Prints a table and writes `results/bench/pretrain.{json,md}`: steady-state clips/s (batch size over the median
 //!    step time after the warm-up), every round's clips/s, resident memory before the first step and at its peak
-//!    (`VmRSS` and `VmHWM` of each measured process), the Burn / PyTorch ratios, and the 1-minute load average before
-//!    and after each shown round.
+//!    (`VmRSS` and `VmHWM` of each measured process), the loop's rates, the Burn / PyTorch ratios, and the 1-minute
+//!    load average before and after each shown round.
 //!
 //! `--quick`: 1 warm-up and 3 measured steps, 1 round (about a minute); default 2, 8 and 2.
 
@@ -33,6 +36,8 @@ const TORCH_SCRIPT: &str = "scripts/bench/pretrain_torch.py";
 #[derive(Debug, PartialEq)]
 struct Options {
     quick: bool,
+    tch: bool,
+    e2e: bool,
     warmup: usize,
     steps: usize,
     rounds: usize,
@@ -40,7 +45,7 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { quick: false, warmup: 2, steps: 8, rounds: 2, config: DEFAULT_CONFIG.into() };
+    let mut o = Options { quick: false, tch: false, e2e: true, warmup: 2, steps: 8, rounds: 2, config: DEFAULT_CONFIG.into() };
     let (mut steps, mut warmup, mut rounds) = (None, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -48,6 +53,8 @@ fn parse(args: &[String]) -> Result<Options> {
             |name: &str| it.next().cloned().with_context(|| format!("bench pretrain: {name} needs a value"));
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--tch" => o.tch = true,
+            "--no-e2e" => o.e2e = false,
             "--steps" => {
                 steps = Some(value("--steps")?.parse::<usize>().context("bench pretrain: --steps takes a number")?)
             }
@@ -59,7 +66,7 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             "--config" => o.config = value("--config")?,
             other => bail!(
-                "bench pretrain: unknown option '{other}' (expected --quick, --steps N, --warmup N, --rounds N, --config FILE)"
+                "bench pretrain: unknown option '{other}' (expected --tch, --no-e2e, --quick, --steps N, --warmup N, --rounds N, --config FILE)"
             ),
         }
     }
@@ -85,17 +92,13 @@ fn load_average() -> String {
 
 /// Build the Rust bench once (`bench` profile) and return its executable, so that the timed run is not a cargo
 /// invocation.
-fn build_bench() -> Result<PathBuf> {
+fn build_bench(tch: bool) -> Result<PathBuf> {
     let mut cmd = util::cargo();
-    cmd.args([
-        "bench",
-        "-p",
-        "svaclr-train",
-        "--bench",
-        "pretrain",
-        "--no-run",
-        "--message-format=json-render-diagnostics",
-    ]);
+    cmd.args(["bench", "-p", "svaclr-train", "--bench", "pretrain", "--no-run", "--message-format=json-render-diagnostics"]);
+    if tch {
+        torch::with_torch_env(&mut cmd)?;
+        cmd.args(["--features", "tch"]);
+    }
     util::bench_executable(cmd, "pretrain")
 }
 
@@ -125,14 +128,23 @@ fn best(rounds: &[Value]) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// A Burn side of the bench: its `--device` and the thread variable that sizes its pool.
+struct BurnSide {
+    device: &'static str,
+    threads_var: &'static str,
+}
+
+const FLEX: BurnSide = BurnSide { device: "flex", threads_var: "RAYON_NUM_THREADS" };
+const TCH: BurnSide = BurnSide { device: "tch-cpu", threads_var: "OMP_NUM_THREADS" };
+
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let root = util::root();
     let config = if Path::new(&o.config).is_absolute() { PathBuf::from(&o.config) } else { root.join(&o.config) };
     let work = root.join("target/bench");
     std::fs::create_dir_all(&work)?;
-    let (burn_json, torch_json) = (work.join("pretrain_burn.json"), work.join("pretrain_torch.json"));
-    let exe = build_bench()?;
+    let torch_json = work.join("pretrain_torch.json");
+    let exe = build_bench(o.tch)?;
     let py = torch::python_if_ready();
     if py.is_none() {
         eprintln!(
@@ -140,25 +152,51 @@ pub fn run(args: &[String]) -> Result<()> {
             torch::venv_path().display()
         );
     }
+    let sides: Vec<BurnSide> = if o.tch { vec![FLEX, TCH] } else { vec![FLEX] };
     let (warmup, steps, threads) = (o.warmup.to_string(), o.steps.to_string(), THREADS.to_string());
-    // The sides alternate round by round, so that a change in machine load skews both alike.
-    let (mut burn_rounds, mut torch_rounds) = (Vec::new(), Vec::new());
-    for _ in 0..o.rounds {
-        let mut cmd = Command::new(&exe);
-        cmd.env("RAYON_NUM_THREADS", &threads).arg("--config").arg(&config);
-        cmd.args(["--warmup", &warmup, "--steps", &steps, "--json"]).arg(&burn_json);
-        burn_rounds.push(measure(&mut cmd, &burn_json)?);
-        if let Some(py) = &py {
+    // The sides alternate round by round, so that a change in machine load skews them alike.
+    let mut burn_rounds: Vec<Vec<Value>> = sides.iter().map(|_| Vec::new()).collect();
+    let mut torch_rounds = Vec::new();
+    let mut spec_json = None;
+    for round in 0..o.rounds {
+        for (side, rounds) in sides.iter().zip(&mut burn_rounds) {
+            let json = work.join(format!("pretrain_burn_{}.json", side.device));
+            let mut cmd = Command::new(&exe);
+            cmd.env("RAYON_NUM_THREADS", &threads).env(side.threads_var, &threads);
+            cmd.args(["--device", side.device]).arg("--config").arg(&config);
+            cmd.args(["--warmup", &warmup, "--steps", &steps, "--json"]).arg(&json);
+            if o.e2e && round == 0 {
+                cmd.arg("--e2e").arg(work.join("e2e"));
+            }
+            rounds.push(measure(&mut cmd, &json)?);
+            spec_json.get_or_insert(json);
+        }
+        if let (Some(py), Some(spec)) = (&py, &spec_json) {
             let mut cmd = Command::new(py);
-            cmd.env("OMP_NUM_THREADS", &threads).arg(root.join(TORCH_SCRIPT)).arg("--spec").arg(&burn_json);
+            cmd.env("OMP_NUM_THREADS", &threads).arg(root.join(TORCH_SCRIPT)).arg("--spec").arg(spec);
             cmd.args(["--warmup", &warmup, "--steps", &steps, "--threads", &threads, "--json"]).arg(&torch_json);
             torch_rounds.push(measure(&mut cmd, &torch_json)?);
         }
     }
-    let (burn, torch) = (best(&burn_rounds), best(&torch_rounds));
-
+    let torch = best(&torch_rounds);
     let n = |v: &Value, k: &str| v[k].as_f64();
-    let ratio = |k: &str| Some(n(&burn, k)? / n(&torch, k)?);
+    let ratio = |burn: &Value, k: &str| Some(n(burn, k)? / n(&torch, k)?);
+    let burn: Vec<Value> = sides
+        .iter()
+        .zip(&burn_rounds)
+        .map(|(side, rounds)| {
+            let mut b = best(rounds);
+            b["e2e"] = rounds.first().map_or(Value::Null, |r| r["e2e"].clone());
+            json!({
+                "device": side.device,
+                "best": b,
+                "rounds": rounds,
+                "ratio_clips_per_s": ratio(&b, "clips_per_s"),
+                "ratio_peak_rss": ratio(&b, "peak_rss_mib"),
+            })
+        })
+        .collect();
+    let first = &burn[0]["best"];
     let config_rel = config.strip_prefix(&root).unwrap_or(&config).display().to_string();
     let doc = json!({
         "config": config_rel,
@@ -166,18 +204,15 @@ pub fn run(args: &[String]) -> Result<()> {
         "warmup": o.warmup,
         "steps": o.steps,
         "rounds": o.rounds,
-        "batch_size": burn["batch_size"],
-        "views": burn["views"],
-        "video_shape": burn["video_shape"],
-        "audio_shape": burn["audio_shape"],
-        "params": burn["params"],
+        "batch_size": first["batch_size"],
+        "views": first["views"],
+        "video_shape": first["video_shape"],
+        "audio_shape": first["audio_shape"],
+        "params": first["params"],
         "cpu": cpu_name(),
         "burn": burn,
         "torch": torch,
-        "burn_rounds": burn_rounds,
         "torch_rounds": torch_rounds,
-        "ratio_clips_per_s": ratio("clips_per_s"),
-        "ratio_peak_rss": ratio("peak_rss_mib"),
     });
     let md = table(&doc);
     print!("{md}");
@@ -203,27 +238,27 @@ fn cpu_name() -> String {
 
 fn table(doc: &Value) -> String {
     let f = |v: &Value, d: usize| v.as_f64().map_or("—".to_string(), |x| format!("{x:.d$}"));
-    let side = |name: &str, v: &Value| {
+    let row = |name: &str, v: &Value, rounds: &Value| {
         let growth = match (v["peak_rss_mib"].as_f64(), v["rss_before_mib"].as_f64()) {
             (Some(p), Some(b)) => format!("{:.0}", p - b),
             _ => "—".into(),
         };
-        let rounds: Vec<String> = doc[if name.starts_with("Burn") { "burn_rounds" } else { "torch_rounds" }]
-            .as_array()
-            .map(|r| r.iter().map(|x| f(&x["clips_per_s"], 1)).collect())
-            .unwrap_or_default();
+        let rounds: Vec<String> =
+            rounds.as_array().map(|r| r.iter().map(|x| f(&x["clips_per_s"], 1)).collect()).unwrap_or_default();
+        let e2e = &v["e2e"];
         format!(
-            "| {name} | {} | {} | {} | {} | {} | {growth} | {} -> {} |\n",
+            "| {name} | {} | {} | {} | {} | {} | {growth} | {} | {} | {} -> {} |\n",
             f(&v["clips_per_s"], 1),
             if rounds.is_empty() { "—".to_string() } else { rounds.join(", ") },
             f(&v["median_step_ms"], 0),
             f(&v["rss_before_mib"], 0),
             f(&v["peak_rss_mib"], 0),
+            f(&e2e["loop_clips_per_s"], 1),
+            f(&e2e["loop_over_step"], 2),
             v["load_avg"][0].as_str().unwrap_or("?"),
             v["load_avg"][1].as_str().unwrap_or("?"),
         )
     };
-    let burn = &doc["burn"];
     let torch = &doc["torch"];
     let torch_name = torch["torch"].as_str().map_or("PyTorch (not run)".to_string(), |v| format!("PyTorch {v}"));
     let mut s = format!(
@@ -231,9 +266,12 @@ fn table(doc: &Value) -> String {
          synthetic in-memory batches, {cpu}; {t} threads per side; per process {w} warm-up steps then {n} measured \
          steps; {r} round(s) per side, alternating, the best shown.\n\
          clips/s = batch size / median measured step time; memory = VmRSS before the first step and VmHWM (peak) \
-         of the measured process; load avg = 1-minute load average before -> after the shown round.\n\n\
-         | side | clips/s | clips/s per round | median step ms | RSS before (MiB) | peak RSS (MiB) | peak - before (MiB) | load avg |\n\
-         |---|---:|---|---:|---:|---:|---:|---|\n",
+         of the measured process; loop = the whole `svaclr pretrain` loop (data loader, step, logging, checkpoints) \
+         on generated SynthAV clips in the first round: its clips/s over wall time, and loop / its own steps' rate; \
+         load avg = 1-minute load average before -> after the shown round.\n\n\
+         | side | clips/s | clips/s per round | median step ms | RSS before (MiB) | peak RSS (MiB) | peak - before (MiB) \
+         | loop clips/s | loop / step | load avg |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---|\n",
         config = doc["config"].as_str().unwrap_or("?"),
         b = doc["batch_size"],
         v = doc["views"],
@@ -246,13 +284,20 @@ fn table(doc: &Value) -> String {
         n = doc["steps"],
         r = doc["rounds"],
     );
-    s.push_str(&side("Burn (flex)", burn));
-    s.push_str(&side(&torch_name, torch));
-    s.push_str(&format!(
-        "\nBurn / PyTorch: throughput {} (above 1: Burn is faster), peak memory {}.\n",
-        f(&doc["ratio_clips_per_s"], 2),
-        f(&doc["ratio_peak_rss"], 2)
-    ));
+    let burn = doc["burn"].as_array().cloned().unwrap_or_default();
+    for side in &burn {
+        s.push_str(&row(&format!("Burn ({})", side["device"].as_str().unwrap_or("?")), &side["best"], &side["rounds"]));
+    }
+    s.push_str(&row(&torch_name, torch, &doc["torch_rounds"]));
+    s.push('\n');
+    for side in &burn {
+        s.push_str(&format!(
+            "Burn ({}) / PyTorch: throughput {} (above 1: Burn is faster), peak memory {}.\n",
+            side["device"].as_str().unwrap_or("?"),
+            f(&side["ratio_clips_per_s"], 2),
+            f(&side["ratio_peak_rss"], 2)
+        ));
+    }
     s
 }
 
@@ -265,6 +310,9 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let o = parse(&s(&[])).expect("defaults");
         assert_eq!((o.quick, o.warmup, o.steps, o.rounds, o.config.as_str()), (false, 2, 8, 2, DEFAULT_CONFIG));
+        assert_eq!((o.tch, o.e2e), (false, true));
+        let o = parse(&s(&["--tch", "--no-e2e"])).expect("tch");
+        assert_eq!((o.tch, o.e2e), (true, false));
         let o = parse(&s(&["--quick"])).expect("quick");
         assert_eq!((o.warmup, o.steps, o.rounds), (1, 3, 1));
         let o = parse(&s(&["--quick", "--steps", "5", "--rounds", "3"])).expect("quick with steps");
@@ -283,22 +331,32 @@ mod tests {
     }
 
     #[test]
-    fn table_has_both_sides_and_the_ratio() {
+    fn table_has_every_side_the_loop_and_the_ratios() {
         let doc = json!({
             "config": "c.json", "batch_size": 64, "views": 2, "video_shape": [64, 3, 8, 32, 32],
             "audio_shape": [64, 1, 40, 51], "params": 10, "cpu": "cpu", "threads": 2, "warmup": 1, "steps": 3,
             "rounds": 2,
-            "burn": {"clips_per_s": 20.0, "median_step_ms": 3200.0, "rss_before_mib": 30.0, "peak_rss_mib": 700.0,
-                     "load_avg": ["1.0", "1.2"]},
+            "burn": [
+                {"device": "flex",
+                 "best": {"clips_per_s": 20.0, "median_step_ms": 3200.0, "rss_before_mib": 30.0, "peak_rss_mib": 700.0,
+                          "load_avg": ["1.0", "1.2"], "e2e": {"loop_clips_per_s": 18.0, "loop_over_step": 0.9}},
+                 "rounds": [{"clips_per_s": 20.0}, {"clips_per_s": 19.0}],
+                 "ratio_clips_per_s": 2.0, "ratio_peak_rss": 0.54},
+                {"device": "tch-cpu",
+                 "best": {"clips_per_s": 9.0, "median_step_ms": 7111.0, "rss_before_mib": 600.0, "peak_rss_mib": 900.0,
+                          "load_avg": ["1.1", "1.0"], "e2e": null},
+                 "rounds": [{"clips_per_s": 9.0}, {"clips_per_s": 8.5}],
+                 "ratio_clips_per_s": 0.9, "ratio_peak_rss": 0.69},
+            ],
             "torch": {"torch": "2.9.0", "clips_per_s": 10.0, "median_step_ms": 6400.0, "rss_before_mib": 690.0,
                       "peak_rss_mib": 1300.0, "load_avg": ["1.2", "1.1"]},
-            "burn_rounds": [{"clips_per_s": 20.0}, {"clips_per_s": 19.0}],
             "torch_rounds": [{"clips_per_s": 8.0}, {"clips_per_s": 10.0}],
-            "ratio_clips_per_s": 2.0, "ratio_peak_rss": 0.54,
         });
         let t = table(&doc);
-        assert!(t.contains("| Burn (flex) | 20.0 | 20.0, 19.0 | 3200 | 30 | 700 | 670 | 1.0 -> 1.2 |"), "{t}");
-        assert!(t.contains("| PyTorch 2.9.0 | 10.0 | 8.0, 10.0 | 6400 | 690 | 1300 | 610 | 1.2 -> 1.1 |"), "{t}");
-        assert!(t.contains("throughput 2.00"), "{t}");
+        assert!(t.contains("| Burn (flex) | 20.0 | 20.0, 19.0 | 3200 | 30 | 700 | 670 | 18.0 | 0.90 | 1.0 -> 1.2 |"), "{t}");
+        assert!(t.contains("| Burn (tch-cpu) | 9.0 | 9.0, 8.5 | 7111 | 600 | 900 | 300 | — | — | 1.1 -> 1.0 |"), "{t}");
+        assert!(t.contains("| PyTorch 2.9.0 | 10.0 | 8.0, 10.0 | 6400 | 690 | 1300 | 610 | — | — | 1.2 -> 1.1 |"), "{t}");
+        assert!(t.contains("Burn (flex) / PyTorch: throughput 2.00"), "{t}");
+        assert!(t.contains("Burn (tch-cpu) / PyTorch: throughput 0.90 (above 1: Burn is faster), peak memory 0.69"), "{t}");
     }
 }

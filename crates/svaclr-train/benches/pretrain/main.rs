@@ -1,6 +1,7 @@
-//! Pre-training throughput and peak memory on burn-flex (the Rust half of `cargo xtask bench pretrain`).
+//! Pre-training throughput and peak memory on burn-flex or LibTorch (the Rust half of `cargo xtask bench pretrain`).
 //!
-//!     cargo bench -p svaclr-train --bench pretrain -- [--config FILE] [--warmup N] [--steps N] [--json PATH]
+//!     cargo bench -p svaclr-train --bench pretrain [--features tch] -- [--device flex|tch-cpu] [--config FILE]
+//!         [--warmup N] [--steps N] [--json PATH] [--e2e DIR]
 //!
 //! Runs the training step of `svaclr pretrain` ([`svaclr_train::step::step_gradients`] then the SGD step of
 //! [`svaclr_train::trainer::build_optimizer`]) on synthetic in-memory batches of the config's shape (batch size,
@@ -9,12 +10,16 @@
 //! Prints one line and, with `--json`, writes the per-step times, steady-state clips/s (batch size over the median
 //! time of the steps after `--warmup` steps; also the mean-based figure), the resident set size before the first
 //! step and its peak (`VmRSS`, `VmHWM` from /proc/self/status). Thread count: the rayon pool (set
-//! RAYON_NUM_THREADS).
+//! RAYON_NUM_THREADS) on flex, LibTorch's intra-op pool (set OMP_NUM_THREADS) on `tch-cpu`.
+//!
+//! `--e2e DIR` then also times the real loop of `svaclr pretrain` on SynthAV clips generated in DIR ([`e2e`]) and
+//! adds its rates under `"e2e"` in the JSON.
+
+mod e2e;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::prelude::*;
 use svaclr_data::{ClipSpec, HostBatch};
 use svaclr_train::PretrainConfig;
 use svaclr_train::step::step_gradients;
@@ -23,26 +28,30 @@ use svaclr_train::trainer::build_optimizer;
 const DEFAULT_CONFIG: &str = "configs/pretrain/synth_s14.json";
 
 struct Args {
+    device: String,
     config: PathBuf,
     warmup: usize,
     steps: usize,
     json: Option<PathBuf>,
+    e2e: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut a = Args { config: root.join(DEFAULT_CONFIG), warmup: 2, steps: 8, json: None };
+    let mut a = Args { device: "flex".into(), config: root.join(DEFAULT_CONFIG), warmup: 2, steps: 8, json: None, e2e: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            "--device" => a.device = value()?,
             "--config" => a.config = PathBuf::from(value()?),
             "--warmup" => a.warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--steps" => a.steps = value()?.parse().map_err(|e| format!("--steps: {e}"))?,
             "--json" => a.json = Some(PathBuf::from(value()?)),
+            "--e2e" => a.e2e = Some(PathBuf::from(value()?)),
             "--bench" => {} // cargo bench passes this to harness = false benches
             other => {
-                return Err(format!("unknown option '{other}' (expected --config, --warmup, --steps, --json)"));
+                return Err(format!("unknown option '{other}' (expected --device, --config, --warmup, --steps, --json, --e2e)"));
             }
         }
     }
@@ -104,6 +113,18 @@ fn status_mib(field: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The threads the step runs on: rayon's pool on flex, LibTorch's intra-op pool on LibTorch.
+fn threads(spec: &svaclr_train::device::DeviceSpec) -> Option<usize> {
+    match spec {
+        #[cfg(feature = "tch")]
+        svaclr_train::device::DeviceSpec::TchCpu => usize::try_from(tch::get_num_threads()).ok(),
+        _ => {
+            let _ = spec;
+            Some(rayon::current_num_threads())
+        }
+    }
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("pretrain bench: {e}");
@@ -114,7 +135,9 @@ fn main() {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let cfg = load_config(&args.config)?;
-    let device = Device::flex().autodiff();
+    let (spec, device) = svaclr_train::device::parse_device(&args.device).map_err(|e| e.to_string())?;
+    let device = device.autodiff();
+    let side = format!("burn-{spec}");
     device.seed(cfg.seed);
     let mut model = cfg.model.init(&device).map_err(|e| e.to_string())?;
     let params = svaclr_models::count_parameters(&model);
@@ -145,10 +168,10 @@ fn run() -> Result<(), String> {
     // Clips per second of the median measured step: robust to a step slowed down by other work on the machine.
     let clips_per_s = cfg.run.batch_size as f64 / (median_ms / 1e3);
     let mean_clips_per_s = (cfg.run.batch_size * steady.len()) as f64 / (steady.iter().sum::<f64>() / 1e3);
-    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse::<usize>().ok());
+    let threads = threads(&spec);
     println!(
-        "burn-flex: batch {} x {} views, {} params: {:.1} clips/s (median step {:.0} ms over {} steps \
-         after {} warm-up), RSS {:.0} MiB before the first step, peak {:.0} MiB",
+        "{side}: batch {} x {} views, {} params: {:.1} clips/s (median step {:.0} ms over {} steps \
+         after {} warm-up), RSS {:.0} MiB before the first step, peak {:.0} MiB, {} threads",
         cfg.run.batch_size,
         views,
         params,
@@ -157,11 +180,12 @@ fn run() -> Result<(), String> {
         steady.len(),
         args.warmup,
         rss_before.unwrap_or(f64::NAN),
-        peak.unwrap_or(f64::NAN)
+        peak.unwrap_or(f64::NAN),
+        threads.map_or("?".to_string(), |t| t.to_string()),
     );
-    if let Some(path) = &args.json {
-        let doc = serde_json::json!({
-            "side": "burn-flex",
+    let mut doc = serde_json::json!({
+            "side": side,
+            "device": spec.to_string(),
             "config": args.config.display().to_string(),
             "batch_size": cfg.run.batch_size,
             "views": views,
@@ -185,6 +209,17 @@ fn run() -> Result<(), String> {
             "threads": threads,
             "losses": losses,
         });
+    if let Some(dir) = &args.e2e {
+        let e2e = e2e::run(&cfg, &args.device, dir, args.warmup, args.steps)?;
+        println!(
+            "{side}, the whole loop on SynthAV: {:.1} clips/s, its steps alone {:.1} clips/s (loop / step {:.2})",
+            e2e["loop_clips_per_s"].as_f64().unwrap_or(f64::NAN),
+            e2e["step_clips_per_s"].as_f64().unwrap_or(f64::NAN),
+            e2e["loop_over_step"].as_f64().unwrap_or(f64::NAN),
+        );
+        doc["e2e"] = e2e;
+    }
+    if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
