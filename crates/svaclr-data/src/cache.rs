@@ -134,7 +134,12 @@ impl FrameStore {
                 None => {}
             }
         }
-        CacheStats { cached, uncached, bytes: self.bytes.load(Ordering::Relaxed), estimated_bytes: self.estimated_bytes }
+        CacheStats {
+            cached,
+            uncached,
+            bytes: self.bytes.load(Ordering::Relaxed),
+            estimated_bytes: self.estimated_bytes,
+        }
     }
 }
 

@@ -113,12 +113,7 @@ impl DataConfig {
     /// This config with the settings that change no sample reset (`workers`, `cache`, `cache_budget_mib`): what
     /// identifies the samples a run sees, for hashing.
     pub fn without_runtime_settings(&self) -> DataConfig {
-        DataConfig {
-            workers: 0,
-            cache: CacheMode::Off,
-            cache_budget_mib: DEFAULT_CACHE_BUDGET_MIB,
-            ..self.clone()
-        }
+        DataConfig { workers: 0, cache: CacheMode::Off, cache_budget_mib: DEFAULT_CACHE_BUDGET_MIB, ..self.clone() }
     }
 
     /// Views per modality: 1 when the speed set is `{1}`, else 2 (original + speed-augmented).

@@ -195,7 +195,8 @@ impl Converter {
     /// width and height of the frames it gives.
     fn new(size: (u32, u32), short_side: usize, rotation: u32) -> (Self, usize, usize) {
         let (ow, oh) = output_size(size.0, size.1, short_side);
-        let (width, height) = if rotation % 180 == 90 { (oh as usize, ow as usize) } else { (ow as usize, oh as usize) };
+        let (width, height) =
+            if rotation % 180 == 90 { (oh as usize, ow as usize) } else { (ow as usize, oh as usize) };
         (Self { out: (ow, oh), rotation, scaler: None }, width, height)
     }
 
@@ -334,7 +335,8 @@ impl VideoFrames {
         let mut timestamps: Vec<f64> = Vec::new();
         let mut data = Vec::new();
         while let Some(frame) = stream.next_frame(path)? {
-            let t = frame_time(frame.timestamp().or_else(|| frame.pts()), tb, origin, timestamps.last().copied(), period);
+            let t =
+                frame_time(frame.timestamp().or_else(|| frame.pts()), tb, origin, timestamps.last().copied(), period);
             let rgb = conv.rgb(&mut Candidate { t, frame, rgb: None }, path)?;
             if data.is_empty() {
                 // Every frame has the converter's size; the first tells the file's length roughly.

@@ -133,6 +133,9 @@ mod tests {
         // Past the last frame: within the tolerance it takes the last, beyond it is an error naming the file.
         assert_eq!(pick(&ts, &[0.5]).expect("pick"), vec![3]);
         let e = pick(&ts, &[0.1, 0.6]).expect_err("truncated");
-        assert_eq!(e.to_string(), "v.mkv: cannot decode video: stream ends at 0.300 s but 0.600 s was requested (truncated file?)");
+        assert_eq!(
+            e.to_string(),
+            "v.mkv: cannot decode video: stream ends at 0.300 s but 0.600 s was requested (truncated file?)"
+        );
     }
 }

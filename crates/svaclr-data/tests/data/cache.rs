@@ -71,7 +71,8 @@ fn odd_files(dir: &Path) -> Vec<PathBuf> {
         (
             "vfr.mkv",
             [
-                &["-f", "lavfi", "-i", &s30, "-vf", "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'", "-fps_mode", "vfr"][..],
+                &["-f", "lavfi", "-i", &s30, "-vf", "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'", "-fps_mode", "vfr"]
+                    [..],
                 &["-bf", "2", "-g", "9"],
                 &x264,
             ]
@@ -90,7 +91,15 @@ fn odd_files(dir: &Path) -> Vec<PathBuf> {
         out.push(dir.join(name));
     }
     let rotated = dir.join("rot90.mp4");
-    ffmpeg(&["-i", &out[3].to_string_lossy(), "-c", "copy", "-metadata:s:v:0", "rotate=90", &rotated.to_string_lossy()]);
+    ffmpeg(&[
+        "-i",
+        &out[3].to_string_lossy(),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        &rotated.to_string_lossy(),
+    ]);
     out.push(rotated);
     out
 }
@@ -122,7 +131,8 @@ fn cached_frames_are_the_decoded_frames_for_every_time() {
             for start in [0.0, 0.61, 1.37, 2.2] {
                 let view: Vec<f64> = (0..8).map(|j| start + j as f64 * 0.1).collect();
                 let want = decode_frames_at(&path, &view, short_side).expect("decode view");
-                let got: Vec<&[u8]> = store.select(&path, &view).expect("select").iter().map(|&k| store.frame(k)).collect();
+                let got: Vec<&[u8]> =
+                    store.select(&path, &view).expect("select").iter().map(|&k| store.frame(k)).collect();
                 assert!(got == want.slices(), "{} view from {start} s", path.display());
             }
         }
@@ -185,10 +195,8 @@ fn samples_are_the_same_with_and_without_the_cache() {
 fn batches_are_the_same_for_any_worker_count_and_cache_state() {
     let dir = tempfile::tempdir().expect("tmp");
     let m = synthetic_manifest(dir.path(), &[30; 7], &[1.5; 7], "pretrain");
-    let cfg = DataConfig {
-        augment: svaclr_data::AugmentConfig::default(),
-        ..readable_config(SpeedSet::Range([1.0, 3.0]))
-    };
+    let cfg =
+        DataConfig { augment: svaclr_data::AugmentConfig::default(), ..readable_config(SpeedSet::Range([1.0, 3.0])) };
     let (off, on) = pair(&m, &cfg);
     let serial = BatchLoader::new(Arc::new(off), 2, 3, 0, 0);
     let want: Vec<_> = (0..3).flat_map(|e| serial.epoch(e, 0).collect::<Vec<_>>()).map(|b| b.expect("batch")).collect();
