@@ -3,8 +3,9 @@
 //! Every way of reading a clip — a training sample with speed co-augmentation, the evaluation grid of temporal
 //! positions x spatial crops, the speed probe of Fig. 3 — is a planner that returns [`ClipPlan`]s: where the clip
 //! starts, the speed of each video and audio view, and how each view is cropped. [`ClipDataset::render`] is the
-//! only code that turns plans into tensors: one decode of every frame the plans need, then the crops and
-//! normalisation of each video view and the log-mel of each audio view.
+//! only code that turns plans into tensors: one decode of every frame the plans need (or their choice from the
+//! decoded-frame cache, [`crate::cache`]), then the crops and normalisation of each video view and the log-mel of
+//! each audio view.
 //!
 //! **Draw order:** a training plan draws from [`sample_rng`] the video speed, the audio speed (skipped when tied),
 //! t0 — in the planner — then one [`crate::augment::ViewTransform`] per video view in view order — in
@@ -18,7 +19,6 @@ use crate::augment::{draw_view_transform, eval_transform, render_view};
 use crate::dataset::{AvSample, ClipDataset, ClipItem};
 use crate::error::DataError;
 use crate::sampler::{ClipSpec, clip_window, draw_start, eval_starts, sample_rng, video_frame_times};
-use crate::video::decode_frames_at;
 
 /// How the video views of a plan are cropped.
 #[derive(Clone, Debug)]
@@ -134,7 +134,8 @@ impl ClipDataset {
     }
 
     /// Render plans of clip `i` into samples, in plan order (a [`Crops::Grid`] plan gives one sample per crop).
-    /// Every frame of every plan is decoded in one pass over the file.
+    /// Every frame of every plan is decoded in one pass over the file, or chosen from the decoded-frame cache
+    /// (the same bytes; [`crate::cache`]).
     ///
     /// # Shapes
     /// Each sample: per video view `[3, T, crop, crop]`, per audio view `[1, n_mels, mel_frames]`, row-major.
@@ -146,8 +147,8 @@ impl ClipDataset {
             .flat_map(|p| p.video_speeds.iter().map(move |&s| (p.spec.start_sec, s)))
             .flat_map(|(start, s)| video_frame_times(start, s, cfg.frames, cfg.fps, item.duration))
             .collect();
-        let decoded = decode_frames_at(&item.video, &times, cfg.short_side)?;
-        let (height, width) = (decoded.height, decoded.width);
+        let decoded = self.frames_at(i, &times)?;
+        let (height, width) = decoded.size();
         let slices = decoded.slices();
         let mut views = slices.chunks(cfg.frames);
         let (mean, std) = (cfg.augment.mean, cfg.augment.std);

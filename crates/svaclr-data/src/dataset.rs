@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio;
 use crate::augment::AugmentConfig;
+use crate::cache::{CacheMode, DEFAULT_CACHE_BUDGET_MIB, FrameStore};
 use crate::error::DataError;
 use crate::logmel::{LogMel, MelConfig};
 use crate::manifest::Manifest;
@@ -42,6 +43,22 @@ pub struct DataConfig {
     /// (video-only downstream sets such as parts of UCF101). Default false.
     #[serde(default)]
     pub allow_missing_audio: bool,
+    /// Keep decoded frames in memory between samples ([`crate::cache`]): `"off"` (the default when absent) or
+    /// `"memory"`. Samples are the same either way; only speed and memory change.
+    #[serde(default, skip_serializing_if = "CacheMode::is_off")]
+    pub cache: CacheMode,
+    /// Memory the decoded-frame cache may take, in MiB (default [`DEFAULT_CACHE_BUDGET_MIB`] when absent). Its
+    /// size is estimated before anything is decoded; over the budget, building the dataset is an error.
+    #[serde(default = "default_cache_budget_mib", skip_serializing_if = "is_default_cache_budget")]
+    pub cache_budget_mib: usize,
+}
+
+fn default_cache_budget_mib() -> usize {
+    DEFAULT_CACHE_BUDGET_MIB
+}
+
+fn is_default_cache_budget(mib: &usize) -> bool {
+    *mib == DEFAULT_CACHE_BUDGET_MIB
 }
 
 impl Default for DataConfig {
@@ -60,6 +77,8 @@ impl Default for DataConfig {
             augment: AugmentConfig::default(),
             workers: 2,
             allow_missing_audio: false,
+            cache: CacheMode::Off,
+            cache_budget_mib: DEFAULT_CACHE_BUDGET_MIB,
         }
     }
 }
@@ -83,9 +102,18 @@ impl DataConfig {
         if !(self.audio_seconds > 0.0 && self.audio_seconds.is_finite()) {
             return bad(format!("audio_seconds must be > 0, got {}", self.audio_seconds));
         }
+        if self.cache == CacheMode::Memory && self.cache_budget_mib == 0 {
+            return bad("cache_budget_mib must be > 0 when cache is \"memory\"".into());
+        }
         self.mel.validate()?;
         self.speeds.validate()?;
         self.augment.validate()
+    }
+
+    /// This config with the settings that change no sample reset (`workers`, `cache`, `cache_budget_mib`): what
+    /// identifies the samples a run sees, for hashing.
+    pub fn without_runtime_settings(&self) -> DataConfig {
+        DataConfig { workers: 0, cache: CacheMode::Off, cache_budget_mib: DEFAULT_CACHE_BUDGET_MIB, ..self.clone() }
     }
 
     /// Views per modality: 1 when the speed set is `{1}`, else 2 (original + speed-augmented).
@@ -145,7 +173,8 @@ pub struct ClipItem {
 }
 
 /// Clips of one manifest split, sampled with speed co-augmentation for training or deterministically for
-/// evaluation. Construction only checks that files exist; nothing is decoded until a sample is asked for.
+/// evaluation. Construction only checks that files exist (and, with the decoded-frame cache, reads each video's
+/// header to check the cache's budget); nothing is decoded until a sample is asked for.
 #[derive(Debug)]
 pub struct ClipDataset {
     items: Vec<ClipItem>,
@@ -154,6 +183,8 @@ pub struct ClipDataset {
     num_classes: usize,
     burn_seed: AtomicU64,
     burn_epoch: AtomicU64,
+    /// The decoded-frame cache (`cache: "memory"`).
+    frames: Option<FrameStore>,
 }
 
 impl ClipDataset {
@@ -187,6 +218,13 @@ impl ClipDataset {
             return Err(DataError::EmptySplit { path: manifest.root.clone(), split: split.unwrap_or("*").to_string() });
         }
         let logmel = LogMel::new(cfg.mel.clone())?;
+        let frames = match cfg.cache {
+            CacheMode::Off => None,
+            CacheMode::Memory => {
+                let name = format!("{} (split '{}')", manifest.root.display(), split.unwrap_or("*"));
+                Some(FrameStore::new(&items, &cfg, &name)?)
+            }
+        };
         Ok(Self {
             items,
             num_classes: manifest.num_classes(),
@@ -194,6 +232,7 @@ impl ClipDataset {
             logmel,
             burn_seed: AtomicU64::new(0),
             burn_epoch: AtomicU64::new(0),
+            frames,
         })
     }
 
@@ -230,6 +269,11 @@ impl ClipDataset {
     /// The log-mel front end of this dataset's config.
     pub(crate) fn logmel(&self) -> &LogMel {
         &self.logmel
+    }
+
+    /// The decoded-frame cache, when the config has one.
+    pub(crate) fn frame_store(&self) -> Option<&FrameStore> {
+        self.frames.as_ref()
     }
 
     /// Set the (seed, epoch) that burn's [`Dataset::get`] samples with (our [`crate::BatchLoader`] passes them

@@ -68,6 +68,12 @@ pub enum DataError {
     /// Samples of one batch disagree in shape (different configs mixed).
     #[error("cannot batch samples: {0}")]
     Batch(String),
+    /// The decoded-frame cache would not fit its memory budget (estimated before anything is decoded).
+    #[error(
+        "{dataset}: the decoded-frame cache would take about {need_mib} MiB ({videos} videos at short side \
+         {short_side}), over its budget of {budget_mib} MiB: set data.cache to \"off\" or raise data.cache_budget_mib"
+    )]
+    CacheBudget { dataset: String, videos: usize, short_side: usize, need_mib: usize, budget_mib: usize },
     /// A sample failed while a batch was assembled; names the clip.
     #[error("clip {index} ('{id}'): {source}")]
     Sample { index: usize, id: String, source: Box<DataError> },

@@ -2,11 +2,12 @@
 //!
 //! Video decoding (video-rs/FFmpeg) and audio reading (hound, resampled with rubato), the clip sampler with speed
 //! co-augmentation (the paper's idea lives here), the log-mel audio front end, visual augmentation, dataset
-//! manifests and `prepare` for real datasets, and the batcher that feeds training (the SynthAV generator is
+//! manifests and `prepare` for real datasets, the decoded-frame cache, and the batcher that feeds training (the SynthAV generator is
 //! svaclr-synth, above this crate).
 
 pub mod audio;
 pub mod augment;
+pub mod cache;
 pub mod clip;
 pub mod dataset;
 pub mod encode;
@@ -19,6 +20,7 @@ pub mod sampler;
 pub mod video;
 
 pub use augment::AugmentConfig;
+pub use cache::{CacheMode, CacheStats};
 pub use clip::{ClipPlan, Crops};
 pub use dataset::{AvSample, ClipDataset, ClipItem, DataConfig};
 pub use error::DataError;

@@ -1,14 +1,15 @@
 //! Integration tests of the SynthAV generator: determinism, split sizes, that every written file decodes (with
-//! video-rs and hound directly, and through the crate's own decoding and dataset path), and that the labels are
-//! carried by motion and sound, not by appearance. All use the small preset with few clips (seconds each).
+//! video-rs and hound directly, and through the crate's own decoding and dataset path, with and without the
+//! decoded-frame cache), and that the labels are carried by motion and sound, not by appearance. All use the small preset with few clips (seconds each).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use realfft::RealFftPlanner;
-use svaclr_data::{ClipDataset, DataConfig, Manifest, MelConfig, SpeedSet};
+use svaclr_data::{BatchLoader, CacheMode, ClipDataset, DataConfig, Manifest, MelConfig, SpeedSet};
 use svaclr_synth::{
     GenerateOptions, Preset, RenderedClip, Split, SynthConfig, SynthError, SynthInfo, clip_id, clip_params, generate,
     render, render_clip, split_labels, write_preview,
@@ -267,6 +268,52 @@ fn every_written_file_decodes_with_the_promised_format() {
         assert_eq!(s.audio[1].len(), data.audio_view_shape().iter().product::<usize>());
         assert!(s.spec.start_sec + 6.0 * 0.5 <= 3.5 + 1e-9, "speed-6 window must fit: {:?}", s.spec);
         assert_eq!(dataset.eval_samples(i, 3, 1).expect("eval").len(), 3);
+    }
+}
+
+/// The data config of configs/pretrain/synth_s14.json (the synth preset's clips: 8 frames at 16 fps, short side
+/// 40, speeds [1, 4]), with its decoded-frame cache as written there.
+fn synth_preset_data() -> DataConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/pretrain/synth_s14.json");
+    let text = fs::read_to_string(&path).expect("configs/pretrain/synth_s14.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    serde_json::from_value(json["data"].clone()).expect("the config's data section")
+}
+
+#[test]
+fn synthav_samples_are_the_same_with_and_without_the_frame_cache() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = tiny(5, 10);
+    generate_into(&cfg, dir.path());
+    let m = Manifest::load(&dir.path().join(Split::Pretrain.manifest_file())).expect("manifest");
+    let cached = synth_preset_data();
+    assert_eq!(cached.cache, CacheMode::Memory, "SynthAV configs cache decoded frames");
+    let off = Arc::new(ClipDataset::new(&m, None, DataConfig { cache: CacheMode::Off, ..cached.clone() }).expect("ds"));
+    let on = Arc::new(ClipDataset::new(&m, None, cached).expect("cached dataset"));
+    for seed in [0, 3] {
+        for epoch in 0..3 {
+            for i in 0..off.len() {
+                let want = off.train_sample(i, epoch, seed).expect("sample");
+                assert!(on.train_sample(i, epoch, seed).expect("cached sample") == want, "clip {i} epoch {epoch}");
+            }
+        }
+    }
+    for i in 0..off.len() {
+        assert!(on.eval_samples(i, 2, 3).expect("eval") == off.eval_samples(i, 2, 3).expect("eval"), "clip {i}");
+        let (v, a) = ([1.0, 2.0, 4.0], [1.0, 4.0]);
+        assert!(on.speed_views(i, &v, &a).expect("probe") == off.speed_views(i, &v, &a).expect("probe"), "clip {i}");
+    }
+    let stats = on.cache_stats().expect("cache on");
+    assert_eq!((stats.cached, stats.uncached), (off.len(), 0));
+    // 56 frames of 40x40 RGB per clip.
+    assert_eq!(stats.bytes, off.len() * 56 * 40 * 40 * 3);
+    // The loader: a fresh cache filled by two workers gives the batches of an uncached serial loader.
+    let fresh = Arc::new(ClipDataset::new(&m, None, synth_preset_data()).expect("cached dataset"));
+    let (serial, parallel) = (BatchLoader::new(off, 4, 1, 0, 0), BatchLoader::new(fresh, 4, 1, 2, 2));
+    for epoch in 0..2 {
+        let want: Vec<_> = serial.epoch(epoch, 0).map(|b| b.expect("batch")).collect();
+        let got: Vec<_> = parallel.epoch(epoch, 0).map(|b| b.expect("batch")).collect();
+        assert!(got == want, "epoch {epoch}");
     }
 }
 

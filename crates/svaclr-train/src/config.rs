@@ -189,14 +189,14 @@ impl PretrainConfig {
     }
 
     /// A short stable hash of what determines the results (SHA-256 of the resolved config's JSON, first 12 hex
-    /// digits). Thread counts and the `max_steps` stop are left out: they do not change any step's numbers, so a run
-    /// stopped early can be resumed with a larger budget.
+    /// digits). Thread counts, the decoded-frame cache and the `max_steps` stop are left out: they do not change any
+    /// step's numbers, so a run stopped early can be resumed with a larger budget.
     pub fn hash(&self) -> String {
         use sha2::Digest;
         let mut c = self.clone();
         c.run.max_steps = None;
         c.run.workers = 0;
-        c.data.workers = 0;
+        c.data = c.data.without_runtime_settings();
         let json = serde_json::to_string(&c).unwrap_or_default();
         let digest = sha2::Sha256::digest(json.as_bytes());
         digest.iter().take(6).map(|b| format!("{b:02x}")).collect()

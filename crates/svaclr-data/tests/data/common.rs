@@ -64,7 +64,8 @@ pub fn av_file(dir: &Path, name: &str, n: usize, fps: f64, audio: Option<(&[f32]
     p
 }
 
-use svaclr_data::{AugmentConfig, DataConfig, ManifestEntry, MelConfig, SpeedSet};
+use svaclr_data::cache::DEFAULT_CACHE_BUDGET_MIB;
+use svaclr_data::{AugmentConfig, CacheMode, DataConfig, ManifestEntry, MelConfig, SpeedSet};
 
 /// A small, fast data config whose augmentation keeps the whole frame (so frame indices stay readable):
 /// 48x32 frames (short side 32) squeezed to 32x32, no flip, no colour changes, identity normalisation.
@@ -101,6 +102,8 @@ pub fn readable_config(speeds: SpeedSet) -> DataConfig {
         },
         workers: 0,
         allow_missing_audio: false,
+        cache: CacheMode::Off,
+        cache_budget_mib: DEFAULT_CACHE_BUDGET_MIB,
     }
 }
 

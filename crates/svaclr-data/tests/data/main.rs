@@ -1,6 +1,7 @@
 //! Integration tests of svaclr-data on synthetic files written at test time (video-rs/FFmpeg and hound).
 
 mod audio;
+mod cache;
 mod common;
 mod dataset;
 mod decode;

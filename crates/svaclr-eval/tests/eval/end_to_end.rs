@@ -38,6 +38,7 @@ fn tiny_data() -> DataConfig {
         augment: AugmentConfig::default(),
         workers: 1,
         allow_missing_audio: false,
+        ..DataConfig::default()
     }
 }
 
