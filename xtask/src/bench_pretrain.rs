@@ -116,6 +116,33 @@ fn measure(cmd: &mut Command, json: &Path) -> Result<Value> {
     Ok(v)
 }
 
+/// Student's t quantile t(0.975, df) for df = 1..=30 (beyond: 1.96); for the 95 % interval of a few rounds.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+    2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/// Per round, this side's clips/s over PyTorch's of the same round (measured next to each other, so a drift of the
+/// machine's speed hits both alike): the ratios, their mean and its 95 % t-interval (none for one round).
+fn paired_ratio(burn: &[Value], torch: &[Value]) -> Value {
+    let r: Vec<f64> = burn
+        .iter()
+        .zip(torch)
+        .filter_map(|(b, t)| Some(b["clips_per_s"].as_f64()? / t["clips_per_s"].as_f64()?))
+        .collect();
+    if r.is_empty() {
+        return Value::Null;
+    }
+    let n = r.len() as f64;
+    let mean = r.iter().sum::<f64>() / n;
+    let interval = (r.len() > 1).then(|| {
+        let sd = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let half = T975.get(r.len() - 2).copied().unwrap_or(1.96) * sd / n.sqrt();
+        [mean - half, mean + half]
+    });
+    json!({"ratios": r, "mean": mean, "ci95": interval})
+}
+
 /// The round with the highest clips/s (the least disturbed by other work on the machine).
 fn best(rounds: &[Value]) -> Value {
     rounds
@@ -192,6 +219,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 "best": b,
                 "rounds": rounds,
                 "ratio_clips_per_s": ratio(&b, "clips_per_s"),
+                "paired_ratio": paired_ratio(rounds, &torch_rounds),
                 "ratio_peak_rss": ratio(&b, "peak_rss_mib"),
             })
         })
@@ -247,7 +275,7 @@ fn table(doc: &Value) -> String {
             rounds.as_array().map(|r| r.iter().map(|x| f(&x["clips_per_s"], 1)).collect()).unwrap_or_default();
         let e2e = &v["e2e"];
         format!(
-            "| {name} | {} | {} | {} | {} | {} | {growth} | {} | {} | {} -> {} |\n",
+            "| {name} | {} | {} | {} | {} | {} | {growth} | {} | {} | {} | {} -> {} |\n",
             f(&v["clips_per_s"], 1),
             if rounds.is_empty() { "—".to_string() } else { rounds.join(", ") },
             f(&v["median_step_ms"], 0),
@@ -255,6 +283,7 @@ fn table(doc: &Value) -> String {
             f(&v["peak_rss_mib"], 0),
             f(&e2e["loop_clips_per_s"], 1),
             f(&e2e["loop_over_step"], 2),
+            f(&e2e["loop_over_bench_step"], 2),
             v["load_avg"][0].as_str().unwrap_or("?"),
             v["load_avg"][1].as_str().unwrap_or("?"),
         )
@@ -267,11 +296,12 @@ fn table(doc: &Value) -> String {
          steps; {r} round(s) per side, alternating, the best shown.\n\
          clips/s = batch size / median measured step time; memory = VmRSS before the first step and VmHWM (peak) \
          of the measured process; loop = the whole `svaclr pretrain` loop (data loader, step, logging, checkpoints) \
-         on generated SynthAV clips in the first round: its clips/s over wall time, and loop / its own steps' rate; \
-         load avg = 1-minute load average before -> after the shown round.\n\n\
+         on generated SynthAV clips in the first round: its clips/s over wall time, loop / its own steps' rate (the \
+         wait for data), and loop / the in-memory step of the same process (the wait and the cores the loader's \
+         threads take from the step); load avg = 1-minute load average before -> after the shown round.\n\n\
          | side | clips/s | clips/s per round | median step ms | RSS before (MiB) | peak RSS (MiB) | peak - before (MiB) \
-         | loop clips/s | loop / step | load avg |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|---:|---|\n",
+         | loop clips/s | loop / its steps | loop / in-memory step | load avg |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
         config = doc["config"].as_str().unwrap_or("?"),
         b = doc["batch_size"],
         v = doc["views"],
@@ -291,8 +321,19 @@ fn table(doc: &Value) -> String {
     s.push_str(&row(&torch_name, torch, &doc["torch_rounds"]));
     s.push('\n');
     for side in &burn {
+        let paired = &side["paired_ratio"];
+        let per_round = match (paired["mean"].as_f64(), paired["ci95"].as_array()) {
+            (Some(m), Some(ci)) => format!(
+                "; per round (paired with PyTorch's round) {m:.2} [{}, {}] (mean, 95 % t-interval over {} rounds)",
+                f(&ci[0], 2),
+                f(&ci[1], 2),
+                paired["ratios"].as_array().map_or(0, Vec::len)
+            ),
+            (Some(m), None) => format!("; one round: {m:.2}"),
+            _ => String::new(),
+        };
         s.push_str(&format!(
-            "Burn ({}) / PyTorch: throughput {} (above 1: Burn is faster), peak memory {}.\n",
+            "Burn ({}) / PyTorch: throughput of the best rounds {}{per_round} (above 1: Burn is faster); peak memory {}.\n",
             side["device"].as_str().unwrap_or("?"),
             f(&side["ratio_clips_per_s"], 2),
             f(&side["ratio_peak_rss"], 2)
@@ -323,6 +364,19 @@ mod tests {
         assert!(parse(&s(&["--fast"])).is_err());
     }
 
+    /// Ratios 2.5 and 1.9: mean 2.2, sd 0.4243, half-width 12.706 * 0.4243 / sqrt(2) = 3.812.
+    #[test]
+    fn paired_ratio_is_a_t_interval_over_rounds() {
+        let b = [json!({"clips_per_s": 20.0}), json!({"clips_per_s": 19.0})];
+        let t = [json!({"clips_per_s": 8.0}), json!({"clips_per_s": 10.0})];
+        let p = paired_ratio(&b, &t);
+        let ci = p["ci95"].as_array().expect("interval");
+        assert!((p["mean"].as_f64().unwrap_or(0.0) - 2.2).abs() < 1e-12);
+        assert!((ci[0].as_f64().unwrap_or(0.0) - (2.2 - 3.8123)).abs() < 1e-3, "{p}");
+        assert!((ci[1].as_f64().unwrap_or(0.0) - (2.2 + 3.8123)).abs() < 1e-3, "{p}");
+        assert_eq!(paired_ratio(&b, &[]), Value::Null);
+    }
+
     #[test]
     fn best_round_is_the_fastest() {
         let rounds = vec![json!({"clips_per_s": 9.0}), json!({"clips_per_s": 21.0}), json!({"clips_per_s": 20.0})];
@@ -339,24 +393,29 @@ mod tests {
             "burn": [
                 {"device": "flex",
                  "best": {"clips_per_s": 20.0, "median_step_ms": 3200.0, "rss_before_mib": 30.0, "peak_rss_mib": 700.0,
-                          "load_avg": ["1.0", "1.2"], "e2e": {"loop_clips_per_s": 18.0, "loop_over_step": 0.9}},
+                          "load_avg": ["1.0", "1.2"],
+                          "e2e": {"loop_clips_per_s": 18.0, "loop_over_step": 0.95, "loop_over_bench_step": 0.9}},
                  "rounds": [{"clips_per_s": 20.0}, {"clips_per_s": 19.0}],
-                 "ratio_clips_per_s": 2.0, "ratio_peak_rss": 0.54},
+                 "ratio_clips_per_s": 2.0, "ratio_peak_rss": 0.54,
+                 "paired_ratio": paired_ratio(&[json!({"clips_per_s": 20.0}), json!({"clips_per_s": 19.0})],
+                                              &[json!({"clips_per_s": 8.0}), json!({"clips_per_s": 10.0})])},
                 {"device": "tch-cpu",
                  "best": {"clips_per_s": 9.0, "median_step_ms": 7111.0, "rss_before_mib": 600.0, "peak_rss_mib": 900.0,
                           "load_avg": ["1.1", "1.0"], "e2e": null},
                  "rounds": [{"clips_per_s": 9.0}, {"clips_per_s": 8.5}],
-                 "ratio_clips_per_s": 0.9, "ratio_peak_rss": 0.69},
+                 "ratio_clips_per_s": 0.9, "ratio_peak_rss": 0.69,
+                 "paired_ratio": paired_ratio(&[json!({"clips_per_s": 9.0})], &[json!({"clips_per_s": 10.0})])},
             ],
             "torch": {"torch": "2.9.0", "clips_per_s": 10.0, "median_step_ms": 6400.0, "rss_before_mib": 690.0,
                       "peak_rss_mib": 1300.0, "load_avg": ["1.2", "1.1"]},
             "torch_rounds": [{"clips_per_s": 8.0}, {"clips_per_s": 10.0}],
         });
         let t = table(&doc);
-        assert!(t.contains("| Burn (flex) | 20.0 | 20.0, 19.0 | 3200 | 30 | 700 | 670 | 18.0 | 0.90 | 1.0 -> 1.2 |"), "{t}");
-        assert!(t.contains("| Burn (tch-cpu) | 9.0 | 9.0, 8.5 | 7111 | 600 | 900 | 300 | — | — | 1.1 -> 1.0 |"), "{t}");
-        assert!(t.contains("| PyTorch 2.9.0 | 10.0 | 8.0, 10.0 | 6400 | 690 | 1300 | 610 | — | — | 1.2 -> 1.1 |"), "{t}");
-        assert!(t.contains("Burn (flex) / PyTorch: throughput 2.00"), "{t}");
-        assert!(t.contains("Burn (tch-cpu) / PyTorch: throughput 0.90 (above 1: Burn is faster), peak memory 0.69"), "{t}");
+        assert!(t.contains("| Burn (flex) | 20.0 | 20.0, 19.0 | 3200 | 30 | 700 | 670 | 18.0 | 0.95 | 0.90 | 1.0 -> 1.2 |"), "{t}");
+        assert!(t.contains("| Burn (tch-cpu) | 9.0 | 9.0, 8.5 | 7111 | 600 | 900 | 300 | — | — | — | 1.1 -> 1.0 |"), "{t}");
+        assert!(t.contains("| PyTorch 2.9.0 | 10.0 | 8.0, 10.0 | 6400 | 690 | 1300 | 610 | — | — | — | 1.2 -> 1.1 |"), "{t}");
+        assert!(t.contains("Burn (flex) / PyTorch: throughput of the best rounds 2.00; per round"), "{t}");
+        assert!(t.contains("per round (paired with PyTorch's round) 2.20 [-1.61, 6.01] (mean, 95 % t-interval over 2 rounds)"), "{t}");
+        assert!(t.contains("Burn (tch-cpu) / PyTorch: throughput of the best rounds 0.90; one round: 0.90 (above 1: Burn is faster); peak memory 0.69"), "{t}");
     }
 }
