@@ -45,7 +45,8 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { quick: false, tch: false, e2e: true, warmup: 2, steps: 8, rounds: 2, config: DEFAULT_CONFIG.into() };
+    let mut o =
+        Options { quick: false, tch: false, e2e: true, warmup: 2, steps: 8, rounds: 2, config: DEFAULT_CONFIG.into() };
     let (mut steps, mut warmup, mut rounds) = (None, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -94,7 +95,15 @@ fn load_average() -> String {
 /// invocation.
 fn build_bench(tch: bool) -> Result<PathBuf> {
     let mut cmd = util::cargo();
-    cmd.args(["bench", "-p", "svaclr-train", "--bench", "pretrain", "--no-run", "--message-format=json-render-diagnostics"]);
+    cmd.args([
+        "bench",
+        "-p",
+        "svaclr-train",
+        "--bench",
+        "pretrain",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
     if tch {
         torch::with_torch_env(&mut cmd)?;
         cmd.args(["--features", "tch"]);
@@ -411,11 +420,25 @@ mod tests {
             "torch_rounds": [{"clips_per_s": 8.0}, {"clips_per_s": 10.0}],
         });
         let t = table(&doc);
-        assert!(t.contains("| Burn (flex) | 20.0 | 20.0, 19.0 | 3200 | 30 | 700 | 670 | 18.0 | 0.95 | 0.90 | 1.0 -> 1.2 |"), "{t}");
-        assert!(t.contains("| Burn (tch-cpu) | 9.0 | 9.0, 8.5 | 7111 | 600 | 900 | 300 | — | — | — | 1.1 -> 1.0 |"), "{t}");
-        assert!(t.contains("| PyTorch 2.9.0 | 10.0 | 8.0, 10.0 | 6400 | 690 | 1300 | 610 | — | — | — | 1.2 -> 1.1 |"), "{t}");
+        assert!(
+            t.contains("| Burn (flex) | 20.0 | 20.0, 19.0 | 3200 | 30 | 700 | 670 | 18.0 | 0.95 | 0.90 | 1.0 -> 1.2 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| Burn (tch-cpu) | 9.0 | 9.0, 8.5 | 7111 | 600 | 900 | 300 | — | — | — | 1.1 -> 1.0 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| PyTorch 2.9.0 | 10.0 | 8.0, 10.0 | 6400 | 690 | 1300 | 610 | — | — | — | 1.2 -> 1.1 |"),
+            "{t}"
+        );
         assert!(t.contains("Burn (flex) / PyTorch: throughput of the best rounds 2.00; per round"), "{t}");
-        assert!(t.contains("per round (paired with PyTorch's round) 2.20 [-1.61, 6.01] (mean, 95 % t-interval over 2 rounds)"), "{t}");
+        assert!(
+            t.contains(
+                "per round (paired with PyTorch's round) 2.20 [-1.61, 6.01] (mean, 95 % t-interval over 2 rounds)"
+            ),
+            "{t}"
+        );
         assert!(t.contains("Burn (tch-cpu) / PyTorch: throughput of the best rounds 0.90; one round: 0.90 (above 1: Burn is faster); peak memory 0.69"), "{t}");
     }
 }

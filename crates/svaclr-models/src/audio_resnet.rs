@@ -12,8 +12,8 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::{batch_norm, conv};
 use crate::preset::SizePreset;
+use crate::{batch_norm, conv};
 
 /// Blocks per stage of the audio ResNet-9 (1 conv + 4 stages x 1 block x 2 convs = 9 conv layers).
 pub const AUDIO_RESNET9_BLOCKS: [usize; 4] = [1, 1, 1, 1];

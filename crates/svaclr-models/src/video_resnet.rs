@@ -13,8 +13,8 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::{batch_norm, conv};
 use crate::preset::{SizePreset, VideoArch, r2plus1d_midplanes};
+use crate::{batch_norm, conv};
 
 /// Blocks per stage of both 18-layer video ResNets.
 pub const VIDEO_RESNET18_BLOCKS: [usize; 4] = [2, 2, 2, 2];

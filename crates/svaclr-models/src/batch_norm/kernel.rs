@@ -188,8 +188,7 @@ mod tests {
         let m = l.per_channel() as f64;
         let mut y = vec![0.0; l.len()];
         for c in 0..l.c {
-            let idx: Vec<usize> =
-                (0..l.n).flat_map(|n| (0..l.s).map(move |s| n * l.c * l.s + c * l.s + s)).collect();
+            let idx: Vec<usize> = (0..l.n).flat_map(|n| (0..l.s).map(move |s| n * l.c * l.s + c * l.s + s)).collect();
             let mean = idx.iter().map(|&i| x[i]).sum::<f64>() / m;
             let var = idx.iter().map(|&i| (x[i] - mean).powi(2)).sum::<f64>() / m;
             for &i in &idx {
@@ -233,7 +232,10 @@ mod tests {
                 (f(&p) - f(&q)) / (2.0 * h)
             };
             let close = |what: &str, got: f32, want: f64| {
-                assert!((f64::from(got) - want).abs() < 1e-3 * (1.0 + want.abs()), "{l:?} relu {relu}: {what} {got} vs {want}");
+                assert!(
+                    (f64::from(got) - want).abs() < 1e-3 * (1.0 + want.abs()),
+                    "{l:?} relu {relu}: {what} {got} vs {want}"
+                );
             };
             for j in 0..l.len() {
                 close("dx", dx[j], numeric(&xd, j, &|v| loss(v, &gd, &bd)));

@@ -145,12 +145,7 @@ fn supported<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 fn fast_conv3d(x: Tensor<5>, weight: Tensor<5>, stride: [usize; 3], padding: [usize; 3]) -> Tensor<5> {
-    Tensor::from_dispatch(<Dispatch as FastConv>::conv3d(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        stride,
-        padding,
-    ))
+    Tensor::from_dispatch(<Dispatch as FastConv>::conv3d(x.into_dispatch(), weight.into_dispatch(), stride, padding))
 }
 
 /// `conv.forward(x)`, through [`FastConv`] where it applies.

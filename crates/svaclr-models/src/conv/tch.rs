@@ -83,9 +83,12 @@ impl<C: CheckpointStrategy> FastConv for Autodiff<LibTorch, C> {
                 let out = TchTensor::new(y.detach());
                 prep.finish(TchConvState { y: TchTensor::new(y), leaves, _inputs: [xb, wb] }, out)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(TchTensor::new(torch_conv3d(&x.primitive().tensor, &weight.primitive().tensor, stride, padding)))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(TchTensor::new(torch_conv3d(
+                &x.primitive().tensor,
+                &weight.primitive().tensor,
+                stride,
+                padding,
+            ))),
         }
     }
 }

@@ -203,7 +203,8 @@ fn flex_batch_norm_agrees_with_burn_batch_norm() {
         };
         let mut per_channel = [1; D];
         per_channel[1] = c;
-        let offset = Tensor::<1>::from_data(randn([c], seed + 1).to_data(), device).mul_scalar(5.0).reshape(per_channel);
+        let offset =
+            Tensor::<1>::from_data(randn([c], seed + 1).to_data(), device).mul_scalar(5.0).reshape(per_channel);
         let x0 = Tensor::<D>::from_data(randn(shape, seed + 2).to_data(), device).mul_scalar(2.0) + offset;
         let r = Tensor::<D>::from_data(randn(shape, seed + 3).to_data(), &ad);
         let run = |ours: bool| {

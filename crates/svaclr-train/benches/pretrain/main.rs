@@ -38,7 +38,8 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut a = Args { device: "flex".into(), config: root.join(DEFAULT_CONFIG), warmup: 2, steps: 8, json: None, e2e: None };
+    let mut a =
+        Args { device: "flex".into(), config: root.join(DEFAULT_CONFIG), warmup: 2, steps: 8, json: None, e2e: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -51,7 +52,9 @@ fn parse_args() -> Result<Args, String> {
             "--e2e" => a.e2e = Some(PathBuf::from(value()?)),
             "--bench" => {} // cargo bench passes this to harness = false benches
             other => {
-                return Err(format!("unknown option '{other}' (expected --device, --config, --warmup, --steps, --json, --e2e)"));
+                return Err(format!(
+                    "unknown option '{other}' (expected --device, --config, --warmup, --steps, --json, --e2e)"
+                ));
             }
         }
     }
@@ -184,31 +187,31 @@ fn run() -> Result<(), String> {
         threads.map_or("?".to_string(), |t| t.to_string()),
     );
     let mut doc = serde_json::json!({
-            "side": side,
-            "device": spec.to_string(),
-            "config": args.config.display().to_string(),
-            "batch_size": cfg.run.batch_size,
-            "views": views,
-            "video_shape": batches[0].video_shape,
-            "audio_shape": batches[0].audio_shape,
-            "loss": cfg.loss,
-            "lr": lr,
-            "momentum": cfg.optim.momentum,
-            "weight_decay": cfg.optim.weight_decay,
-            "no_decay_on_norm_and_bias": cfg.optim.no_decay_on_norm_and_bias,
-            "model": cfg.model,
-            "params": params,
-            "warmup": args.warmup,
-            "steps": steady.len(),
-            "step_ms": step_ms,
-            "median_step_ms": median_ms,
-            "clips_per_s": clips_per_s,
-            "mean_clips_per_s": mean_clips_per_s,
-            "rss_before_mib": rss_before,
-            "peak_rss_mib": peak,
-            "threads": threads,
-            "losses": losses,
-        });
+        "side": side,
+        "device": spec.to_string(),
+        "config": args.config.display().to_string(),
+        "batch_size": cfg.run.batch_size,
+        "views": views,
+        "video_shape": batches[0].video_shape,
+        "audio_shape": batches[0].audio_shape,
+        "loss": cfg.loss,
+        "lr": lr,
+        "momentum": cfg.optim.momentum,
+        "weight_decay": cfg.optim.weight_decay,
+        "no_decay_on_norm_and_bias": cfg.optim.no_decay_on_norm_and_bias,
+        "model": cfg.model,
+        "params": params,
+        "warmup": args.warmup,
+        "steps": steady.len(),
+        "step_ms": step_ms,
+        "median_step_ms": median_ms,
+        "clips_per_s": clips_per_s,
+        "mean_clips_per_s": mean_clips_per_s,
+        "rss_before_mib": rss_before,
+        "peak_rss_mib": peak,
+        "threads": threads,
+        "losses": losses,
+    });
     if let Some(dir) = &args.e2e {
         let mut e2e = e2e::run(&cfg, &args.device, dir, args.warmup, args.steps)?;
         let loop_rate = e2e["loop_clips_per_s"].as_f64().unwrap_or(f64::NAN);
