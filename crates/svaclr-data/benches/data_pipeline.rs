@@ -8,11 +8,18 @@
 //! - `decode`, `audio_views`, `augment`: the parts of it;
 //! - `loader_2_workers`: an epoch of 16 clips through `BatchLoader` (batch 8, 2 workers).
 //!
+//! and, on clips of the synth preset's shape (64 clips of 64x64 at 16 fps, 56 frames, H.264 in Matroska, 16 kHz
+//! wavs, in `synth/` beside the others) with the `data` section of configs/pretrain/synth_s14.json:
+//! - `synth_loader_2_workers/off` and `/memory`: an epoch through `BatchLoader` (batch 32, 2 workers) without and
+//!   with the decoded-frame cache (filled by one epoch before measuring: the rate of every epoch after the first);
+//! - `synth_wav_window` and `synth_audio_views`: the wav read of a speed-4 sample, and the read with both audio
+//!   views' resampling and log-mel (whether the audio read is worth caching too).
+//!
 //! Throughput is printed in elements (clips) per second.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use svaclr_data::audio::{read_wav_window, speed_audio_view, write_wav_mono_i16};
@@ -20,7 +27,7 @@ use svaclr_data::augment::{draw_view_transform, render_view};
 use svaclr_data::encode::write_video;
 use svaclr_data::sampler::{sample_rng, video_frame_times};
 use svaclr_data::video::decode_frames_at;
-use svaclr_data::{BatchLoader, ClipDataset, DataConfig, LogMel, Manifest, ManifestEntry};
+use svaclr_data::{BatchLoader, CacheMode, ClipDataset, DataConfig, LogMel, Manifest, ManifestEntry};
 
 const CLIPS: usize = 16;
 const SECONDS: f64 = 10.0;
@@ -78,36 +85,114 @@ fn audio(clip: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Write the files once; return the manifest path.
-fn ensure_data(dir: &Path) -> PathBuf {
+/// Clips of the synth preset's shape (SynthAV's default preset: 64x64, 16 fps, 56 frames, 16 kHz audio).
+const SYNTH_CLIPS: usize = 64;
+const SYNTH_SIDE: usize = 64;
+const SYNTH_FPS: f64 = 16.0;
+const SYNTH_FRAMES: usize = 56;
+const SYNTH_RATE: u32 = 16_000;
+
+/// A moving block on a textured, noisy background at the synth preset's size.
+fn synth_frame(clip: usize, i: usize) -> Vec<u8> {
+    let s = SYNTH_SIDE;
+    let mut f = vec![0u8; s * s * 3];
+    for y in 0..s {
+        for x in 0..s {
+            let p = (y * s + x) * 3;
+            let n = (hash((clip * 1_000_003 + i * 7919 + y * s + x) as u64) & 15) as u8;
+            f[p..p + 3].copy_from_slice(&[(x * 3 + clip * 9) as u8 / 2 + n, (y * 3) as u8 / 2 + n, 80 + n]);
+        }
+    }
+    let (bx, by) = ((i * 2 + clip * 5) % (s - 16), (i + clip * 3) % (s - 16));
+    for y in by..by + 16 {
+        for x in bx..bx + 16 {
+            f[(y * s + x) * 3..(y * s + x) * 3 + 3].copy_from_slice(&[230, 40, 40]);
+        }
+    }
+    f
+}
+
+/// The manifest entry of clip `c` (a video and its wav, both in the manifest's folder).
+fn entry(c: usize, ext: &str, duration: f64, fps: f64, label: Option<usize>) -> ManifestEntry {
+    ManifestEntry {
+        id: format!("clip{c:02}"),
+        video: format!("clip{c:02}.{ext}").into(),
+        audio: Some(format!("clip{c:02}.wav").into()),
+        audio_offset: None,
+        duration,
+        fps,
+        label,
+        label_name: None,
+        split: "pretrain".into(),
+    }
+}
+
+/// The manifest in `dir`, written with its files by `write` (which returns its entries) unless a manifest of this
+/// `DATA_VERSION` is there already.
+fn ensure_files(dir: &Path, write: impl FnOnce(&Path) -> Vec<ManifestEntry>) -> PathBuf {
     let manifest = dir.join("manifest.jsonl");
     let stamp = dir.join("VERSION");
     if manifest.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == DATA_VERSION) {
         return manifest;
     }
     std::fs::create_dir_all(dir).expect("bench dir");
-    let n_frames = (SECONDS * FPS) as usize;
-    let mut entries = Vec::new();
-    for c in 0..CLIPS {
-        let video = format!("clip{c:02}.mp4");
-        let wav = format!("clip{c:02}.wav");
-        write_video(&dir.join(&video), WIDTH, HEIGHT, FPS, n_frames, false, |i| frame(c, i)).expect("write video");
-        write_wav_mono_i16(&dir.join(&wav), &audio(c), AUDIO_RATE).expect("write wav");
-        entries.push(ManifestEntry {
-            id: format!("clip{c:02}"),
-            video: video.into(),
-            audio: Some(wav.into()),
-            audio_offset: None,
-            duration: (n_frames - 1) as f64 / FPS,
-            fps: FPS,
-            label: Some(c % 4),
-            label_name: None,
-            split: "pretrain".into(),
-        });
-    }
+    let entries = write(dir);
     Manifest::save(&manifest, &entries).expect("manifest");
     std::fs::write(&stamp, DATA_VERSION).expect("stamp");
     manifest
+}
+
+/// Write the synth-shaped files once into `dir`; return the manifest path.
+fn ensure_synth_data(dir: &Path) -> PathBuf {
+    ensure_files(dir, |dir| {
+        let seconds = SYNTH_FRAMES as f64 / SYNTH_FPS;
+        let (s, fps, n) = (SYNTH_SIDE, SYNTH_FPS, SYNTH_FRAMES);
+        (0..SYNTH_CLIPS)
+            .map(|c| {
+                let e = entry(c, "mkv", seconds, fps, None);
+                write_video(&dir.join(&e.video), s, s, fps, n, false, |i| synth_frame(c, i)).expect("write video");
+                let samples: Vec<f32> =
+                    audio(c).into_iter().step_by(3).take((seconds * f64::from(SYNTH_RATE)) as usize).collect();
+                write_wav_mono_i16(&dir.join(e.audio.as_ref().expect("wav")), &samples, SYNTH_RATE).expect("write wav");
+                e
+            })
+            .collect()
+    })
+}
+
+/// The `data` section of configs/pretrain/synth_s14.json.
+fn synth_preset_data() -> DataConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/pretrain/synth_s14.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("synth_s14.json")).expect("json");
+    serde_json::from_value(json["data"].clone()).expect("data section")
+}
+
+/// Write the files once; return the manifest path.
+fn ensure_data(dir: &Path) -> PathBuf {
+    ensure_files(dir, |dir| {
+        let n_frames = (SECONDS * FPS) as usize;
+        (0..CLIPS)
+            .map(|c| {
+                let e = entry(c, "mp4", (n_frames - 1) as f64 / FPS, FPS, Some(c % 4));
+                write_video(&dir.join(&e.video), WIDTH, HEIGHT, FPS, n_frames, false, |i| frame(c, i))
+                    .expect("write video");
+                write_wav_mono_i16(&dir.join(e.audio.as_ref().expect("wav")), &audio(c), AUDIO_RATE)
+                    .expect("write wav");
+                e
+            })
+            .collect()
+    })
+}
+
+/// Both audio views of a speed-4 sample from `wav` at 2 s: the wav read, resampling and log-mel.
+fn audio_views(wav: &Path, lm: &LogMel, cfg: &DataConfig) -> [Vec<f32>; 2] {
+    let src = read_wav_window(wav, 2.0, 4.0 * cfg.audio_seconds).expect("wav");
+    [1.0, 4.0].map(|s| {
+        lm.compute(
+            &speed_audio_view(&src.samples, src.sample_rate, s, cfg.audio_seconds, cfg.mel.sample_rate).expect("view"),
+        )
+    })
 }
 
 fn benches(c: &mut Criterion) {
@@ -135,17 +220,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("decode", |b| b.iter(|| decode_frames_at(&item.video, &times, cfg.short_side).expect("decode")));
     let lm = LogMel::new(cfg.mel.clone()).expect("mel");
     let wav = item.audio.clone().expect("wav");
-    g.bench_function("audio_views", |b| {
-        b.iter(|| {
-            let src = read_wav_window(&wav, 2.0, 4.0 * cfg.audio_seconds).expect("wav");
-            [1.0, 4.0].map(|s| {
-                lm.compute(
-                    &speed_audio_view(&src.samples, src.sample_rate, s, cfg.audio_seconds, cfg.mel.sample_rate)
-                        .expect("view"),
-                )
-            })
-        })
-    });
+    g.bench_function("audio_views", |b| b.iter(|| audio_views(&wav, &lm, &cfg)));
     let decoded = decode_frames_at(&item.video, &times, cfg.short_side).expect("decode");
     let slices = decoded.slices();
     let mut rng = sample_rng(1, 0, 0);
@@ -177,5 +252,43 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(data, benches);
+fn synth_benches(c: &mut Criterion) {
+    let manifest = Manifest::load(&ensure_synth_data(&bench_dir().join("synth"))).expect("load manifest");
+    let cfg = synth_preset_data();
+    let mut g = c.benchmark_group("data");
+    g.sample_size(10).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(15));
+    g.throughput(Throughput::Elements(SYNTH_CLIPS as u64));
+    for cache in [CacheMode::Off, CacheMode::Memory] {
+        let t = Instant::now();
+        let ds = ClipDataset::new(&manifest, None, DataConfig { cache, ..cfg.clone() }).expect("dataset");
+        let built = t.elapsed();
+        let loader = BatchLoader::new(Arc::new(ds), 32, 7, 2, 4);
+        // The cache's first epoch fills it (a whole decode of each video); measured are the epochs after.
+        let t = Instant::now();
+        loader.epoch(0, 0).for_each(|b| drop(b.expect("batch")));
+        eprintln!(
+            "synth, cache {cache:?}: dataset built in {:.1} ms, first epoch {:.1} clips/s",
+            built.as_secs_f64() * 1e3,
+            SYNTH_CLIPS as f64 / t.elapsed().as_secs_f64()
+        );
+        let mut epoch = 0u64;
+        g.bench_function(format!("synth_loader_2_workers/{}", if cache.is_off() { "off" } else { "memory" }), |b| {
+            b.iter(|| {
+                epoch += 1;
+                loader.epoch(epoch, 0).map(|batch| batch.expect("batch").batch_size()).sum::<usize>()
+            })
+        });
+    }
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20);
+    let wav = Path::new(&manifest.root).join("clip00.wav");
+    let lm = LogMel::new(cfg.mel.clone()).expect("mel");
+    g.bench_function("synth_wav_window", |b| {
+        b.iter(|| read_wav_window(&wav, 2.0, 4.0 * cfg.audio_seconds).expect("wav"))
+    });
+    g.bench_function("synth_audio_views", |b| b.iter(|| audio_views(&wav, &lm, &cfg)));
+    g.finish();
+}
+
+criterion_group!(data, benches, synth_benches);
 criterion_main!(data);
