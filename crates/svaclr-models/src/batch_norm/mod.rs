@@ -22,8 +22,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
 use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 
+use crate::conv::{f32_slice, flex_from};
 use kernel::Layout;
 
 /// Training-mode BatchNorm as a backend operation. Use [`forward`] instead.
@@ -44,14 +45,6 @@ fn layout(x: &FlexTensor) -> Layout {
     let d = x.layout().shape().as_slice();
     assert!(d.len() >= 2, "batch norm: the input needs a channel axis");
     Layout { n: d[0], c: d[1], s: d[2..].iter().product() }
-}
-
-fn f32_slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("batch norm: `supported` admits contiguous f32 tensors only")
-}
-
-fn flex_from(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
 }
 
 fn shape_of(t: &FlexTensor) -> Vec<usize> {

@@ -52,11 +52,14 @@ fn dims5(t: &FlexTensor) -> [usize; 5] {
     [d[0], d[1], d[2], d[3], d[4]]
 }
 
-fn f32_slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("flex conv: `supported` admits contiguous f32 tensors only")
+/// The f32 data of a contiguous flex tensor (the fast paths' `supported` checks admit no other; shared with
+/// [`crate::batch_norm`]).
+pub(crate) fn f32_slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("flex fast path: `supported` admits contiguous f32 tensors only")
 }
 
-fn flex_from(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
+/// A flex tensor of `shape` holding `values` (shared with [`crate::batch_norm`]).
+pub(crate) fn flex_from(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
 }
 
