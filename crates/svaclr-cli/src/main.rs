@@ -32,6 +32,8 @@ enum Command {
     Pretrain(cmd::pretrain::Args),
     /// Run a paper table's rows (pre-training, evaluation) and write TABLE.{md,json,png} (see `cargo xtask reproduce`).
     Reproduce(cmd::reproduce::Args),
+    /// Seeds against steps in a time budget, from finished tables of one preset (how a preset is sized).
+    SizeTable(cmd::size_table::Args),
     /// Action recognition from a pre-trained encoder: fine-tuning or linear probe (per config), multi-view testing.
     Finetune(cmd::finetune::Args),
     /// Audio-visual retrieval R@K (video->audio, audio->video; instance and class level) on a test split.
@@ -49,6 +51,7 @@ fn main() {
         Command::Synth(a) => cmd::synth::run(a),
         Command::Pretrain(a) => cmd::pretrain::run(a),
         Command::Reproduce(a) => cmd::reproduce::run(a),
+        Command::SizeTable(a) => cmd::size_table::run(a),
         Command::Finetune(a) => cmd::finetune::run(a),
         Command::Retrieve(a) => cmd::retrieve::run(a),
     };

@@ -160,18 +160,30 @@ impl PairedDiff {
     }
 }
 
-/// The smallest true difference a paired design detects with probability 0.8 at two-sided level 0.05, from the
-/// paired differences of several rows (their standard deviations pooled) and `n` seeds per comparison. `None` when
-/// the pooled degrees of freedom are 0.
+/// The smallest true difference a paired design detects with probability 0.8 at two-sided level 0.05, with `n`
+/// seeds per comparison: `(t(0.975, n - 1) + t(0.8, n - 1)) * sd / sqrt(n)`. The quantiles are those of the test each
+/// comparison runs (its own t-interval over its `n` paired differences, `n - 1` degrees of freedom); `sd` is the best
+/// estimate of the paired differences' spread, pooled over the rows' comparisons
+/// (`sqrt(sum((n_i - 1) sd_i^2) / sum(n_i - 1))`). `None` for fewer than 2 seeds or no pooled degree of freedom.
 pub fn detectable_difference(diffs: &[&PairedDiff], n: usize) -> Option<f64> {
-    let df: usize = diffs.iter().map(|d| d.diffs.len().saturating_sub(1)).sum();
-    if df == 0 || n == 0 {
+    let pooled_df: usize = diffs.iter().map(|d| d.diffs.len().saturating_sub(1)).sum();
+    if pooled_df == 0 || n < 2 {
         return None;
     }
     let ss: f64 = diffs.iter().map(|d| d.sd * d.sd * d.diffs.len().saturating_sub(1) as f64).sum();
-    let pooled = (ss / df as f64).sqrt();
-    let df = df as f64;
-    Some((t_quantile(0.975, df) + t_quantile(0.8, df)) * pooled / (n as f64).sqrt())
+    let pooled = (ss / pooled_df as f64).sqrt();
+    Some(detectable_at(pooled, n))
+}
+
+/// The smallest true paired difference `n` seeds detect (probability 0.8, two-sided 0.05) when the paired
+/// differences spread by `sd`: `(t(0.975, n - 1) + t(0.8, n - 1)) * sd / sqrt(n)` (the usual approximation to the
+/// power of a one-sample t-test). Infinite for `n < 2`.
+pub fn detectable_at(sd: f64, n: usize) -> f64 {
+    if n < 2 {
+        return f64::INFINITY;
+    }
+    let df = (n - 1) as f64;
+    (t_quantile(0.975, df) + t_quantile(0.8, df)) * sd / (n as f64).sqrt()
 }
 
 #[cfg(test)]
@@ -219,14 +231,17 @@ mod tests {
         assert_eq!(PairedDiff::of(&[None], &[Some(0.5)]), None);
     }
 
-    /// By hand: two rows with sd sqrt(7) (2 df) and 1 (2 df) pool to sqrt((7*2 + 1*2) / 4) = 2; df 4 gives
-    /// (2.776445 + 0.940965) * 2 / sqrt(3) = 4.292495.
+    /// By hand: two rows with sd sqrt(7) (2 df) and 1 (2 df) pool to sqrt((7*2 + 1*2) / 4) = 2; three seeds per
+    /// comparison test with 2 df: (4.302653 + 1.060660) * 2 / sqrt(3) = 6.193020. Ten seeds at the same spread:
+    /// (2.262157 + 0.883404) * 2 / sqrt(10) = 1.989427.
     #[test]
     fn detectable_difference_by_hand() {
         let a = PairedDiff::of(&[Some(1.0), Some(2.0), Some(6.0)], &[Some(0.0); 3]).expect("a");
         let b = PairedDiff::of(&[Some(2.0), Some(3.0), Some(4.0)], &[Some(0.0); 3]).expect("b");
         let got = detectable_difference(&[&a, &b], 3).expect("pooled");
-        assert!((got - 4.292495).abs() < 1e-5, "{got}");
+        assert!((got - 6.193020).abs() < 1e-5, "{got}");
+        assert!((detectable_at(2.0, 10) - 1.989427).abs() < 1e-5);
+        assert_eq!(detectable_at(2.0, 1), f64::INFINITY);
         let single = PairedDiff::of(&[Some(1.0)], &[Some(0.0)]).expect("one");
         assert_eq!(detectable_difference(&[&single], 1), None);
     }

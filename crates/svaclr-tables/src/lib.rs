@@ -12,6 +12,7 @@
 //! - [`estimate`]: GPU-hours and disk of the plan, and the warning for a GPU-sized preset on a CPU.
 //! - [`run`]: execution of a plan (progress lines on stderr).
 //! - [`report`]: results, statistics over seeds, Markdown, JSON and the bar chart.
+//! - [`sizing`]: seeds against steps in a time budget, from finished tables (`svaclr size-table`).
 //! - [`files`]: the names of the files the pipeline reads from its steps' folders.
 
 pub mod compare;
@@ -22,6 +23,7 @@ pub mod files;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod sizing;
 pub mod spec;
 
 use std::path::Path;

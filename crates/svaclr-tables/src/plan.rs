@@ -37,8 +37,8 @@ pub struct Request {
     pub table: String,
     /// The preset's name (smoke, synth, paper).
     pub preset: String,
-    /// Seeds per row (0..seeds).
-    pub seeds: u64,
+    /// Seeds per row (0..seeds); `None`: the preset's `seeds` (1 when it names none).
+    pub seeds: Option<u64>,
     /// Where datasets live.
     pub data_root: PathBuf,
     /// Results folder: TABLE.{md,json,png} and runs/.
@@ -61,6 +61,8 @@ impl Request {
 pub struct Plan {
     /// In execution order, each distinct step once.
     pub steps: Vec<Step>,
+    /// Seeds per row: the request's, else the preset's, else 1.
+    pub seeds: u64,
     /// Per row of the table, per seed: its run.
     pub rows: Vec<Vec<SeedRun>>,
     /// Per seed: the baseline's evaluations (empty without a baseline).
@@ -145,10 +147,18 @@ struct Downstream {
 
 /// Plan `spec` (read from `request.table_file()`) for `request`.
 pub fn plan(spec: &TableSpec, request: &Request) -> Result<Plan, TablesError> {
-    if request.seeds == 0 {
-        return Err(TablesError::Request("--seeds must be at least 1".into()));
-    }
     let preset = spec.preset(&request.preset)?;
+    let seeds = match (request.seeds, preset.seeds) {
+        (Some(0), _) => return Err(TablesError::Request("--seeds must be at least 1".into())),
+        (Some(n), _) => n,
+        (None, Some(0)) => {
+            let what =
+                format!("{}: preset {:?} has seeds 0 (at least 1)", request.table_file().display(), request.preset);
+            return Err(TablesError::Request(what));
+        }
+        (None, Some(n)) => n,
+        (None, None) => 1,
+    };
     let data_dir = request.data_root.join(preset.dataset.dir());
     let retrieval_data = &preset.retrieval_data;
     let mut p = Planner {
@@ -183,8 +193,8 @@ pub fn plan(spec: &TableSpec, request: &Request) -> Result<Plan, TablesError> {
         let mut cfg = PretrainConfig::parse(&text, &cfg_path, Some(&pretrain_manifest))?;
         cfg.split = Some(pretrain_split.to_string());
         cfg.run.max_steps = preset.max_steps.map(|s| s as usize);
-        let mut seeds = Vec::new();
-        for seed in 0..request.seeds {
+        let mut seed_runs = Vec::new();
+        for seed in 0..seeds {
             cfg.seed = seed;
             let run_dir = p.runs_root.join(format!("pretrain-{}-seed{seed}", cfg.hash()));
             if !runs.iter().any(|r| r.run_dir == run_dir) {
@@ -205,9 +215,9 @@ pub fn plan(spec: &TableSpec, request: &Request) -> Result<Plan, TablesError> {
                 action: Action::Pretrain(args),
             });
             let evals = p.evaluations(&run_dir, &run_dir, at_pretrain_resolution.then_some(&cfg), false)?;
-            seeds.push(SeedRun { run_dir, evals });
+            seed_runs.push(SeedRun { run_dir, evals });
         }
-        rows.push(seeds);
+        rows.push(seed_runs);
         configs.push(cfg);
     }
 
@@ -251,7 +261,7 @@ pub fn plan(spec: &TableSpec, request: &Request) -> Result<Plan, TablesError> {
         }
     }
 
-    Ok(Plan { steps: p.steps, rows, baseline, figures, datasets, runs })
+    Ok(Plan { steps: p.steps, seeds, rows, baseline, figures, datasets, runs })
 }
 
 /// Generate SynthAV (a prepared dataset is checked before the steps run instead: [`crate::datasets::check`]).

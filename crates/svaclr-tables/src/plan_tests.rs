@@ -13,7 +13,7 @@ fn request(table: &str, seeds: u64) -> Request {
     Request {
         table: table.into(),
         preset: "smoke".into(),
-        seeds,
+        seeds: Some(seeds),
         data_root: "/data".into(),
         out: "/out".into(),
         configs: configs(),
@@ -284,6 +284,21 @@ fn an_unknown_preset_and_zero_seeds_are_refused() {
     assert!(e.contains("--seeds"), "{e}");
 }
 
+/// Without `--seeds` a table runs its preset's number of seeds (table1's synth preset names one; smoke names none:
+/// 1), and `--seeds` overrides it.
+#[test]
+fn the_preset_names_the_default_number_of_seeds() {
+    let spec = TableSpec::load(&request("table1", 1).table_file()).expect("spec");
+    let synth = spec.preset("synth").expect("synth").seeds.expect("table1's synth preset names its seeds");
+    assert!(synth >= 3, "a paired t-interval needs at least 3 seeds to be useful; synth names {synth}");
+    let default = |preset: &str| Request { preset: preset.into(), seeds: None, ..request("table1", 1) };
+    let p = plan(&spec, &default("synth")).expect("plan");
+    assert_eq!((p.seeds, p.rows[0].len(), p.baseline.len()), (synth, synth as usize, synth as usize));
+    assert_eq!(plan(&spec, &default("smoke")).expect("plan").seeds, 1);
+    let p = plan(&spec, &Request { seeds: Some(2), ..default("synth") }).expect("plan");
+    assert_eq!((p.seeds, p.rows[4].len()), (2, 2));
+}
+
 fn paper_request(table: &str, preset: &str, data_root: &Path) -> Request {
     Request { preset: preset.into(), data_root: data_root.to_path_buf(), ..request(table, 1) }
 }
@@ -399,7 +414,7 @@ fn the_check_names_each_missing_dataset_once_with_its_prepare_command() {
 fn the_estimate_scales_the_papers_gpu_hours_and_counts_checkpoints() {
     use crate::estimate::{self, Clips, REFERENCE_CLIPS};
     let tmp = tempfile::tempdir().expect("tempdir");
-    let req = Request { seeds: 2, ..paper_request("table2", "paper", tmp.path()) };
+    let req = Request { seeds: Some(2), ..paper_request("table2", "paper", tmp.path()) };
     let spec = TableSpec::load(&req.table_file()).expect("table file");
     let p = plan(&spec, &req).expect("plan");
     let clips = estimate::pretrain_clips(spec.preset("paper").expect("preset"), tmp.path());

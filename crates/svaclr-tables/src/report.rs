@@ -210,7 +210,7 @@ pub fn write(
     let out = &request.out;
     std::fs::create_dir_all(out).map_err(TablesError::io(out))?;
     let preset = spec.preset(&request.preset)?;
-    let seeds = request.seeds as usize;
+    let seeds = plan.seeds as usize;
     let stacked = spec.layout == Layout::Stacked;
     let columns: Vec<Column> =
         spec.columns.iter().map(|c| Column { label: preset.fill(&c.label), ..c.clone() }).collect();

@@ -24,8 +24,8 @@
 //!   `pretrain_data` and `retrieval_data` (`{"manifest": FILE, "split": NAME}`: a manifest of the dataset folder and
 //!   the split whose clips are used; both keys required), `evals` (name -> `"finetune/x.json"`, evaluated on the
 //!   preset's dataset, or `{"config": "finetune/x.json", "data": {"prepare": NAME, "dir": DIR}}`, a prepared
-//!   dataset under the data root whose manifests and splits the config's folds name), `max_steps` (a number or
-//!   null: every epoch), `sized_for` (`gpus`: the paper's settings, a warning on a CPU device; `cpu`), the dataset
+//!   dataset under the data root whose manifests and splits the config's folds name), `seeds` (optional: seeds per
+//!   row when `--seeds` is not given; absent: 1), `max_steps` (a number or null: every epoch), `sized_for` (`gpus`: the paper's settings, a warning on a CPU device; `cpu`), the dataset
 //!   `statement` printed with the table and the `labels`.
 //! - `eval_at_pretrain_resolution` (table or preset; the preset's wins; default false): evaluate each row's encoder
 //!   at its pre-training crop and short side (the finetune config's `train_data`/`test_data` are rewritten when they
@@ -225,6 +225,10 @@ pub struct Preset {
     pub evals: BTreeMap<String, EvalSource>,
     /// The retrieval test clips (also Fig. 3's).
     pub retrieval_data: ManifestSplit,
+    /// Seeds per row when `--seeds` is not given (absent: 1). The synth preset names the number its time budget
+    /// affords (docs/reproduction.md, "Sizing the synth preset").
+    #[serde(default)]
+    pub seeds: Option<u64>,
     /// Stop each pre-training after this many steps (`null`: every epoch). Required, even when null.
     #[serde(deserialize_with = "Option::deserialize")]
     pub max_steps: Option<u64>,

@@ -9,4 +9,5 @@ pub mod prepare;
 pub mod pretrain;
 pub mod reproduce;
 pub mod retrieve;
+pub mod size_table;
 pub mod synth;

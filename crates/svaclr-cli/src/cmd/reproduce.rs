@@ -26,9 +26,10 @@ pub struct Args {
     /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N].
     #[arg(long, default_value = "flex")]
     device: String,
-    /// Seeds per row (mean and spread are reported).
-    #[arg(long, default_value_t = 1)]
-    seeds: u64,
+    /// Seeds per row (mean, spread and paired intervals are reported); default: the preset's (3 for table1's
+    /// synth preset, else 1).
+    #[arg(long)]
+    seeds: Option<u64>,
     /// Results folder: TABLE.md, TABLE.json, TABLE.png, and runs/.
     #[arg(long, default_value = "results")]
     out: PathBuf,
