@@ -25,7 +25,7 @@ PRESETS = {
     "paper": dict(
         manifest="../../data/kinetics-sounds/manifest.jsonl", split="train",
         data=dict(frames=30, fps=30.0, short_side=128, crop=112, audio_seconds=1.0, mel=MEL_PAPER,
-                  tie_speeds=False, augment=AUG_GDT, workers=8),
+                  tie_speeds=False, augment=AUG_GDT, workers=8, cache="off"),
         model=dict(video_arch="r2plus1d_18", preset="full", proj_hidden=512, proj_dim=128, affinity_map="identity"),
         optim=dict(momentum=0.9, weight_decay=1e-5, no_decay_on_norm_and_bias=True),
         schedule=dict(lr_start=0.064, lr_peak=0.64, lr_end=0.1, warmup_epochs=10.0, epochs=100),
@@ -37,13 +37,15 @@ PRESETS = {
     "synth": dict(
         manifest="../../data/synthav/pretrain.jsonl", split=None,
         data=dict(frames=8, fps=16.0, short_side=40, crop=32, audio_seconds=0.5, mel=MEL_16K,
-                  tie_speeds=False, augment=AUG_SYNTH, workers=2),
+                  tie_speeds=False, augment=AUG_SYNTH, workers=2, cache="memory", cache_budget_mib=2048),
         model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity",
                    video_input="temporal_residual"),
         optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
-        # 2 epochs of the preset's 2000 clips at batch 32: 124 steps, about 1 minute per row with speed views on
-        # 2 cores (docs/synthav.md "Learnability": what a row learns grows with its steps, not its epochs).
-        schedule=dict(lr_start=0.02, lr_peak=0.1, lr_end=0.01, warmup_epochs=0.2, epochs=2),
+        # 1 epoch of the preset's 2000 clips at batch 32: 62 steps, about 40 s per row with speed views on 2 cores.
+        # Chosen by `svaclr size-table` from measured tables at 62, 124 and 248 steps (docs/reproduction.md, "Sizing
+        # the synth preset"): in the default preset's 20 minutes, 3 seeds of 62 steps give narrower intervals than
+        # fewer seeds of longer rows.
+        schedule=dict(lr_start=0.02, lr_peak=0.1, lr_end=0.01, warmup_epochs=0.2, epochs=1),
         run=dict(batch_size=32, micro_batches=1, checkpoint_every=50, workers=2, max_steps=None,
                  precise_bn_batches=8)),
     # The paper preset's data (the prepared Kinetics-Sounds train split, at prepare's 24 kHz audio and the paper's mel
@@ -53,7 +55,7 @@ PRESETS = {
     "paper-tiny": dict(
         manifest="../../data/kinetics-sounds/manifest.jsonl", split="train",
         data=dict(frames=4, fps=8.0, short_side=40, crop=32, audio_seconds=0.5, mel=MEL_PAPER,
-                  tie_speeds=False, augment=AUG_GDT, workers=2),
+                  tie_speeds=False, augment=AUG_GDT, workers=2, cache="off"),
         model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity"),
         optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
         schedule=dict(lr_start=0.02, lr_peak=0.1, lr_end=0.01, warmup_epochs=0.5, epochs=1),
@@ -63,7 +65,7 @@ PRESETS = {
     "smoke": dict(
         manifest="../../data/synthav-small/pretrain.jsonl", split=None,
         data=dict(frames=8, fps=16.0, short_side=40, crop=32, audio_seconds=0.5, mel=MEL_16K,
-                  tie_speeds=False, augment=AUG_SYNTH, workers=2),
+                  tie_speeds=False, augment=AUG_SYNTH, workers=2, cache="memory", cache_budget_mib=2048),
         model=dict(video_arch="r2plus1d_18", preset="tiny", proj_hidden=64, proj_dim=64, affinity_map="identity",
                    video_input="temporal_residual"),
         optim=dict(momentum=0.9, weight_decay=1e-4, no_decay_on_norm_and_bias=True),
@@ -97,8 +99,9 @@ def main():
             cfg["data"] = {**cfg["data"], "speeds": speeds}
             # keep the field order of DataConfig
             d = cfg["data"]
-            cfg["data"] = {k: d[k] for k in ["frames", "fps", "short_side", "crop", "audio_seconds", "mel", "speeds",
-                                             "tie_speeds", "augment", "workers"]}
+            keys = ["frames", "fps", "short_side", "crop", "audio_seconds", "mel", "speeds", "tie_speeds", "augment",
+                    "workers", "cache", "cache_budget_mib"]
+            cfg["data"] = {k: d[k] for k in keys if k in d}
             cfg["loss"] = {"kind": kind, **(LOSS if preset == "paper" else LOSS_CPU)}
             order = ["seed", "manifest", "split", "data", "model", "loss", "optim", "schedule", "run"]
             cfg = {k: cfg[k] for k in order}

@@ -159,7 +159,11 @@ pub fn plan(spec: &TableSpec, request: &Request) -> Result<Plan, TablesError> {
         (None, Some(n)) => n,
         (None, None) => 1,
     };
-    let data_dir = request.data_root.join(preset.dataset.dir());
+    // Absolute, so that a run's config (and so its folder's hash) names the same manifest however `--data-root` was
+    // spelt: `data` from the project folder and `/path/to/project/data` reuse each other's runs.
+    let data_root = std::path::absolute(&request.data_root)
+        .map_err(|e| TablesError::Request(format!("--data-root {}: {e}", request.data_root.display())))?;
+    let data_dir = data_root.join(preset.dataset.dir());
     let retrieval_data = &preset.retrieval_data;
     let mut p = Planner {
         request,
@@ -167,10 +171,10 @@ pub fn plan(spec: &TableSpec, request: &Request) -> Result<Plan, TablesError> {
         runs_root: request.out.join("runs").join(&request.preset),
         retrieval_manifest: data_dir.join(&retrieval_data.manifest),
         retrieval_split: retrieval_data.split.clone(),
-        downstream: downstream_evals(spec, preset, request, &data_dir)?,
+        downstream: downstream_evals(spec, preset, request, &data_root, &data_dir)?,
         retrieval: spec.columns.iter().any(|c| c.eval == RETRIEVAL),
     };
-    let datasets = needed_datasets(spec, preset, &p, &request.data_root);
+    let datasets = needed_datasets(spec, preset, &p, &data_root);
 
     // 1. The dataset, and the runs of earlier versions.
     let pretrain_manifest = data_dir.join(&preset.pretrain_data.manifest);
@@ -322,6 +326,7 @@ fn downstream_evals(
     spec: &TableSpec,
     preset: &Preset,
     request: &Request,
+    data_root: &Path,
     data_dir: &Path,
 ) -> Result<Vec<Downstream>, TablesError> {
     let mut out: Vec<Downstream> = Vec::new();
@@ -332,7 +337,7 @@ fn downstream_evals(
         }
         let (config, data_dir, prepared) = match source {
             EvalSource::Config(config) => (config, data_dir.to_path_buf(), None),
-            EvalSource::ConfigWithData(e) => (&e.config, request.data_root.join(&e.data.dir), Some(e.data.clone())),
+            EvalSource::ConfigWithData(e) => (&e.config, data_root.join(&e.data.dir), Some(e.data.clone())),
         };
         let path = request.configs.join(config);
         let text = std::fs::read_to_string(&path).map_err(TablesError::io(&path))?;

@@ -485,3 +485,19 @@ fn the_synth_preset_asks_for_its_larger_test_and_retrieval_splits() {
     let smoke = args_of(&plan_of("table1", 1).steps[0]);
     assert!(!smoke.iter().any(|a| a == "--test-per-class" || a == "--retrieval-clips"), "{smoke:?}");
 }
+
+/// A run's folder does not depend on how `--data-root` is spelt: relative to the working folder or absolute, the
+/// same data gives the same config hashes (and so the runs are reused).
+#[test]
+fn the_data_root_spelling_does_not_change_the_runs() {
+    let spec = TableSpec::load(&request("table1", 1).table_file()).expect("spec");
+    let relative = Request { preset: "synth".into(), data_root: "data".into(), ..request("table1", 2) };
+    let cwd = std::env::current_dir().expect("cwd");
+    let absolute = Request { data_root: cwd.join("data"), ..relative.clone() };
+    let dirs = |r: &Request| -> Vec<PathBuf> {
+        plan(&spec, r).expect("plan").rows.iter().flatten().map(|s| s.run_dir.clone()).collect()
+    };
+    assert_eq!(dirs(&relative), dirs(&absolute));
+    let elsewhere = Request { data_root: cwd.join("other-data"), ..relative.clone() };
+    assert_ne!(dirs(&relative), dirs(&elsewhere), "another data folder is another run");
+}
