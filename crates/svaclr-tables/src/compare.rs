@@ -1,4 +1,5 @@
-//! Which rows a table can tell apart: every row's difference to row 1 and to random init, paired by seed, with a
+//! Which rows a table can tell apart: every row's difference to row 1 and to random init (and to the row its
+//! `compare_with` names), paired by seed, with a
 //! 95 % t-interval over seeds (svaclr-eval's [`svaclr_eval::stats`], where the choice of interval is explained), and
 //! per column the smallest difference the design detects. A difference is called established only when its
 //! interval excludes 0.
@@ -16,8 +17,8 @@ use crate::spec::{Column, TableSpec};
 pub struct Comparison {
     /// The row (its name in the table file).
     pub row: String,
-    /// `row 1` or `random init`.
-    pub against: &'static str,
+    /// `row 1`, `random init`, or the name of the row a row's `compare_with` names.
+    pub against: String,
     /// The column key.
     pub column: String,
     /// Per-seed differences (percentage points), their mean and 95 % interval.
@@ -41,7 +42,8 @@ pub struct ColumnPower {
 /// Every comparison and each column's power.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Comparisons {
-    /// Rows 2.. against row 1, then every row against random init (when the table has a baseline), column by column.
+    /// Rows 2.. against row 1, then every row against random init (when the table has a baseline), then rows against
+    /// the row their `compare_with` names, column by column.
     pub pairs: Vec<Comparison>,
     /// Per column.
     pub power: Vec<ColumnPower>,
@@ -62,12 +64,20 @@ pub fn compare(spec: &TableSpec, columns: &[Column], results: &Results, seeds: u
         let rows = spec.rows.iter().zip(&results.rows);
         for (i, (row, r)) in rows.enumerate() {
             let values = per_seed(&r.per_seed, &c.key);
-            let mut refs: Vec<(&'static str, &[Option<f64>])> = Vec::new();
+            let other: Option<(usize, &str)> = row
+                .compare_with
+                .as_deref()
+                .and_then(|name| spec.rows.iter().position(|r| r.name == name).map(|k| (k, name)));
+            let other_values = other.and_then(|(k, _)| results.rows.get(k)).map(|r| per_seed(&r.per_seed, &c.key));
+            let mut refs: Vec<(&str, &[Option<f64>])> = Vec::new();
             if i > 0 {
                 refs.push(("row 1", &first));
             }
             if !results.baseline.is_empty() {
                 refs.push(("random init", &baseline));
+            }
+            if let (Some((_, name)), Some(values)) = (other, other_values.as_deref()) {
+                refs.push((name, values));
             }
             for (against, reference) in refs {
                 if let Some(diff) = PairedDiff::of(&values, reference) {
@@ -77,7 +87,7 @@ pub fn compare(spec: &TableSpec, columns: &[Column], results: &Results, seeds: u
                     }
                     out.pairs.push(Comparison {
                         row: row.name.clone(),
-                        against,
+                        against: against.to_string(),
                         column: c.key.clone(),
                         diff,
                         established,
@@ -88,7 +98,11 @@ pub fn compare(spec: &TableSpec, columns: &[Column], results: &Results, seeds: u
         let diffs: Vec<&PairedDiff> = against_first.iter().map(|&k| &out.pairs[k].diff).collect();
         out.power.push(ColumnPower { column: c.key.clone(), detectable: detectable_difference(&diffs, seeds), seeds });
     }
-    out.pairs.sort_by_key(|p| p.against != "row 1");
+    out.pairs.sort_by_key(|p| match p.against.as_str() {
+        "row 1" => 0,
+        "random init" => 1,
+        _ => 2,
+    });
     out
 }
 
@@ -110,7 +124,13 @@ pub fn markdown(cmp: &Comparisons, columns: &[Column]) -> String {
          same initial weights, data order and test split in every row): mean [95 % t-interval over seeds]; `*` marks \
          an interval that excludes 0, the only differences this table establishes.\n",
     );
-    for against in ["row 1", "random init"] {
+    let mut references: Vec<&str> = Vec::new();
+    for p in &cmp.pairs {
+        if !references.contains(&p.against.as_str()) {
+            references.push(&p.against);
+        }
+    }
+    for against in references {
         let pairs: Vec<&Comparison> = cmp.pairs.iter().filter(|p| p.against == against).collect();
         if pairs.is_empty() {
             continue;
@@ -199,5 +219,35 @@ mod tests {
         let md = markdown(&cmp, &columns);
         assert!(md.contains("+3.0 [+0.5, +5.5] *"), "{md}");
         assert!(md.contains("+3.0 [-3.6, +9.6] |"), "{md}");
+    }
+
+    /// Table 1's SoftInfoNCE row names `compare_with: "s=[1,4]"`: it is also compared with that row, by hand:
+    /// Soft - [1,4] = (1, 1, 4): mean 2, sd sqrt(3), interval 2 +- 4.302653 * 1 = [-2.30, 6.30]; and a table of its
+    /// own under the other two.
+    #[test]
+    fn a_row_is_also_compared_with_the_row_it_names() {
+        let table1 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tables/table1.json");
+        let spec = TableSpec::load(&table1).expect("table 1");
+        assert_eq!(spec.rows[4].compare_with.as_deref(), Some(spec.rows[2].name.as_str()));
+        let columns = spec.columns[..1].to_vec();
+        let key = columns[0].key.clone();
+        let values =
+            [[10.0, 20.0, 30.0], [11.0, 21.0, 31.0], [12.0, 20.0, 25.0], [9.0, 18.0, 27.0], [13.0, 21.0, 29.0]];
+        let results = crate::report::Results {
+            rows: values.iter().map(|v| row(&key, v)).collect(),
+            baseline: Vec::new(),
+            baseline_wall: 0.0,
+        };
+        let cmp = compare(&spec, &columns, &results, 3);
+        let against: Vec<&Comparison> = cmp.pairs.iter().filter(|p| p.against == spec.rows[2].name).collect();
+        assert_eq!(against.len(), 1, "only the row that names it");
+        assert_eq!(against[0].row, spec.rows[4].name);
+        assert_eq!(against[0].diff.diffs, vec![1.0, 1.0, 4.0]);
+        let [lo, hi] = against[0].diff.ci95.expect("interval");
+        assert!((lo + 2.302653).abs() < 1e-5 && (hi - 6.302653).abs() < 1e-5, "[{lo}, {hi}]");
+        assert_eq!(cmp.pairs.last().map(|p| p.against.as_str()), Some(spec.rows[2].name.as_str()), "listed last");
+        let md = markdown(&cmp, &columns);
+        assert!(md.contains(&format!("| vs {} |", spec.rows[2].name)), "{md}");
+        assert!(md.contains("| [1,4] Soft | +2.0 [-2.3, +6.3] |"), "{md}");
     }
 }

@@ -11,9 +11,10 @@
 //!   (R@K) of retrieval. A column whose `eval` the preset does not define is printed as not run.
 //! - `describe`: the descriptive column labels; each row (and published row, and the baseline) has one `cells` entry
 //!   per label, filled by `{name}` substitution from the preset's `labels`.
-//! - `rows`: `{name, cells, pretrain, paper, paper_counterpart?, figure?}`: `pretrain` names configs/pretrain/FILE
-//!   (`{preset}` is substituted), `paper` the paper's numbers for this row by column key, `figure: "fig3"` asks for
-//!   the paper's Fig. 3 from the row's first seed.
+//! - `rows`: `{name, cells, pretrain, paper, paper_counterpart?, figure?, compare_with?}`: `pretrain` names
+//!   configs/pretrain/FILE (`{preset}` is substituted), `paper` the paper's numbers for this row by column key,
+//!   `figure: "fig3"` asks for the paper's Fig. 3 from the row's first seed, `compare_with` names another row this
+//!   one is also compared with, paired by seed (beside row 1 and random init).
 //! - `published` (optional): rows copied from the paper (peers and the paper's own runs), printed as such.
 //! - `baseline` (optional): a randomly initialised encoder with the model of row `model_from_row` (0-based).
 //! - `layout`: `paired` (the paper's number beside ours in each column, deltas against row 1 when `deltas`) or
@@ -185,6 +186,9 @@ pub struct Row {
     /// Which published row this one stands for (documentation only).
     pub paper_counterpart: Option<String>,
     pub figure: Option<Figure>,
+    /// Another row (by name) this one is also compared with, paired by seed (Table 1's SoftInfoNCE row against
+    /// InfoNCE at the same speed set: the loss alone differs).
+    pub compare_with: Option<String>,
 }
 
 /// A figure drawn from a row's run.
@@ -405,6 +409,11 @@ impl TableSpec {
         for (i, r) in self.rows.iter().enumerate() {
             check_cells(format!("rows[{i}] ({})", r.name), &r.cells)?;
             check_paper(format!("rows[{i}] ({})", r.name), &r.paper)?;
+            if let Some(other) = &r.compare_with {
+                if *other == r.name || !self.rows.iter().any(|o| o.name == *other) {
+                    return Err(format!("rows[{i}] ({}): compare_with '{other}' is not another row", r.name));
+                }
+            }
         }
         for (i, r) in self.published.iter().enumerate() {
             check_cells(format!("published[{i}] ({})", r.name), &r.cells)?;
