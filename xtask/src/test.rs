@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the command CI runs. Set-up (Debian packages, Open MPI, the PyTorch venv, Valgrind and
-//! gungraun-runner), the workspace tests (the smoke reproduction of Table 1, the flex/LibTorch agreement tests and the
-//! MPI tests among them), the CUDA type-check, the torchvision parity checks and the loss kernels' instruction-count
-//! gate.
+//! gungraun-runner, the Vulkan loader and lavapipe), the workspace tests (the smoke reproduction of Table 1, the
+//! flex/LibTorch and flex/wgpu agreement tests and the MPI tests among them; wgpu runs on Mesa's lavapipe, Vulkan on
+//! the CPU), the CUDA type-check, the torchvision parity checks and the loss kernels' instruction-count gate.
 
 use anyhow::Result;
 
@@ -9,13 +9,13 @@ use crate::{bench_gate, parity, setup, torch, util};
 
 /// The optional features CI turns on, all in one build of the workspace: building again with another feature set
 /// would recompile Burn and everything above it. `tch` builds against the torch venv's LibTorch.
-pub const FEATURES: &str = "svaclr-cli/tch,svaclr-cli/mpi";
+pub const FEATURES: &str = "svaclr-cli/tch,svaclr-cli/mpi,svaclr-cli/wgpu";
 
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(a) = args.first() {
         anyhow::bail!("test: unknown option '{a}'");
     }
-    setup::run(&["--torch".to_string(), "--mpi".to_string(), "--gate".to_string()])?;
+    setup::run(&["--torch".to_string(), "--mpi".to_string(), "--gate".to_string(), "--wgpu".to_string()])?;
     // The workspace tests (xtask's own tidy tests included). Fixtures are in-project unless overridden. With the
     // `mpi` feature the multi-process tests (crates/svaclr-cli/tests/mpi.rs) launch `mpirun -np 2`.
     // SVACLR_PYTHON: the venv's python, whose PyAV the data tests decode with as an independent reference.
