@@ -23,7 +23,8 @@ pub fn run(args: &[String]) -> Result<()> {
     // `--features wgpu` brings the Vulkan loader and lavapipe, as `cargo xtask setup --wgpu` does.
     let wgpu =
         features.as_deref().is_some_and(|f| f.split(',').any(|f| f.trim().trim_start_matches("svaclr-cli/") == "wgpu"));
-    setup::run(if wgpu { &["--wgpu".to_string()][..] } else { &[] })?;
+    let setup_args: Vec<String> = if wgpu { vec!["--wgpu".to_string()] } else { Vec::new() };
+    setup::run(&setup_args)?;
     let mut cmd = torch::cargo_for_features(features.as_deref())?;
     cmd.args(["build", "-p", "svaclr-cli", "--bin", "svaclr"]);
     if release {
