@@ -33,8 +33,9 @@ Tasks:
                             --torch also creates the PyTorch venv (torch 2.9.0) used by parity, bench and tch;
                             --mpi also installs Open MPI; --gate also Valgrind and gungraun-runner;
                             --wgpu the Vulkan loader and Mesa's lavapipe
-  test                      setup, then the workspace tests, the CUDA type-check, the PyTorch parity checks and
-                            the instruction-count gate (bench-gate)
+  test [--wgpu]             setup, then the workspace tests, the CUDA type-check, the PyTorch parity checks and
+                            the instruction-count gate (bench-gate); --wgpu also builds the wgpu backend and runs
+                            its tests on Mesa's lavapipe (not in CI: it adds about half to the cold build)
   bench-gate [--record]     the loss kernels' instruction counts (callgrind, gungraun) against the committed
                             baseline crates/svaclr-loss/benches/icount/baseline.json; fails on growth beyond the
                             tolerance; --record rewrites the baseline (accepting an intended change)
