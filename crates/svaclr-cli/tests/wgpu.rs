@@ -1,4 +1,4 @@
-//! `--device wgpu` as a user runs it (feature `wgpu`; CI runs it on Mesa's lavapipe, `cargo xtask setup --wgpu`):
+//! `--device wgpu` as a user runs it (feature `wgpu`; `cargo xtask test --wgpu` runs it on Mesa's lavapipe):
 //! `svaclr info` names the adapter, README's smoke pre-training runs, and a machine without an adapter gets a
 //! one-line error that says how to install one.
 
