@@ -43,7 +43,7 @@ pub enum DeviceError {
     )]
     NotCompiled { device: String, feature: &'static str },
     #[error(
-        "device '{device}': no wgpu adapter (Vulkan, Metal or DirectX 12) found on this machine; install a GPU driver, \
+        "device '{device}': no wgpu adapter (Vulkan, Metal, DirectX 12 or OpenGL) found on this machine; install a GPU driver, \
          or Mesa's CPU Vulkan driver lavapipe (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`, or \
          `cargo xtask setup --wgpu`)"
     )]
