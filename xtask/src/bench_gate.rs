@@ -177,10 +177,11 @@ pub fn ensure_runner() -> Result<()> {
     util::run(util::cargo().args(["install", "gungraun-runner", "--locked", "--version", &want]))
 }
 
-/// Build the bench with CI's features in the dev profile and return its executable.
-fn build() -> Result<PathBuf> {
-    let mut cmd = torch::cargo_for_features(Some(test::FEATURES))?;
-    cmd.args(["test", "--workspace", "--features", test::FEATURES, "--bench", BENCH, "--no-run"]);
+/// Build the bench with `features` (CI's, or those of the `cargo xtask test` run it is part of, so that it reuses
+/// that build) in the dev profile and return its executable.
+fn build(features: &str) -> Result<PathBuf> {
+    let mut cmd = torch::cargo_for_features(Some(features))?;
+    cmd.args(["test", "--workspace", "--features", features, "--bench", BENCH, "--no-run"]);
     cmd.arg("--message-format=json-render-diagnostics");
     util::bench_executable(cmd, BENCH)
 }
@@ -317,12 +318,12 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     // CI's features include `mpi` (Open MPI to build) and `tch` (the torch venv, made by the build's cargo command).
     crate::setup::run(&["--mpi".to_string(), "--gate".to_string()])?;
-    gate(record)
+    gate(record, test::FEATURES)
 }
 
 /// Build, measure, then check against the baseline (or, with `record`, rewrite it). Needs `setup --gate` first.
-pub fn gate(record: bool) -> Result<()> {
-    let exe = build()?;
+pub fn gate(record: bool, features: &str) -> Result<()> {
+    let exe = build(features)?;
     let measured = measure(&exe)?;
     let path = util::root().join(BASELINE);
     if record {

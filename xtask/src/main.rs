@@ -25,15 +25,17 @@ Tasks:
   reproduce table1|table2|table3 [--preset smoke|synth|paper|paper-tiny] [--data-root DIR] [--device D]
             [--seeds N] [--out DIR] [--dry-run] [--force] [--debug] [--features tch|cuda]
                             the main job: set-up, release build, then every row of the table -> results/table1.md
-  build [--debug] [--features tch|cuda]
+  build [--debug] [--features tch|cuda|wgpu]
                             set-up, then build `svaclr` (release unless --debug); with tch, against the torch
                             venv's LibTorch (created when missing); the binary finds LibTorch without LD_LIBRARY_PATH
-  setup [--torch] [--mpi] [--gate]
+  setup [--torch] [--mpi] [--gate] [--wgpu]
                             install the Debian packages the build needs (FFmpeg, libclang, fonts);
                             --torch also creates the PyTorch venv (torch 2.9.0) used by parity, bench and tch;
-                            --mpi also installs Open MPI; --gate also Valgrind and gungraun-runner
-  test                      setup, then the workspace tests, the CUDA type-check, the PyTorch parity checks and
-                            the instruction-count gate (bench-gate)
+                            --mpi also installs Open MPI; --gate also Valgrind and gungraun-runner;
+                            --wgpu the Vulkan loader and Mesa's lavapipe
+  test [--wgpu]             setup, then the workspace tests, the CUDA type-check, the PyTorch parity checks and
+                            the instruction-count gate (bench-gate); --wgpu also builds the wgpu backend and runs
+                            its tests on Mesa's lavapipe (not in CI: it adds about half to the cold build)
   bench-gate [--record]     the loss kernels' instruction counts (callgrind, gungraun) against the committed
                             baseline crates/svaclr-loss/benches/icount/baseline.json; fails on growth beyond the
                             tolerance; --record rewrites the baseline (accepting an intended change)

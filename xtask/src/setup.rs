@@ -1,8 +1,11 @@
-//! `cargo xtask setup [--torch] [--mpi] [--gate]`: install what the build and the tests need on a fresh Debian machine.
+//! `cargo xtask setup [--torch] [--mpi] [--gate] [--wgpu]`: install what the build and the tests need on a fresh
+//! Debian machine.
 //!
 //! System packages come from Debian (installed with apt-get when running as root; otherwise the exact command is
 //! printed and the task stops). `--torch` creates the PyTorch venv from PyPI; `--mpi` adds Open MPI; `--gate` adds
-//! Valgrind and `gungraun-runner` (cargo install, the version of the gungraun crate) for the instruction-count gate.
+//! Valgrind and `gungraun-runner` (cargo install, the version of the gungraun crate) for the instruction-count gate;
+//! `--wgpu` adds the Vulkan loader and Mesa's Vulkan drivers, among them lavapipe (Vulkan on the CPU) for the wgpu
+//! tests.
 
 use std::process::Command;
 
@@ -35,16 +38,22 @@ pub const MPI_PACKAGES: &[&str] = &["libopenmpi-dev", "openmpi-bin"];
 /// The instruction-count gate (`--gate`): Valgrind, and binutils' readelf and nm for the LibTorch stubs.
 pub const GATE_PACKAGES: &[&str] = &["valgrind", "binutils"];
 
+/// The Vulkan loader and Mesa's Vulkan drivers (lavapipe among them: Vulkan on the CPU), for the `wgpu` backend and
+/// its tests (`--wgpu`). A machine with a GPU needs its vendor's Vulkan driver instead of or beside these.
+pub const WGPU_PACKAGES: &[&str] = &["libvulkan1", "mesa-vulkan-drivers"];
+
 pub fn run(args: &[String]) -> Result<()> {
     let mut torch = false;
     let mut mpi = false;
     let mut gate = false;
+    let mut wgpu = false;
     for a in args {
         match a.as_str() {
             "--torch" => torch = true,
             "--mpi" => mpi = true,
             "--gate" => gate = true,
-            other => bail!("setup: unknown option '{other}' (expected --torch, --mpi, --gate)"),
+            "--wgpu" => wgpu = true,
+            other => bail!("setup: unknown option '{other}' (expected --torch, --mpi, --gate, --wgpu)"),
         }
     }
     let mut wanted: Vec<&str> = DEBIAN_PACKAGES.to_vec();
@@ -53,6 +62,9 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     if gate {
         wanted.extend(GATE_PACKAGES);
+    }
+    if wgpu {
+        wanted.extend(WGPU_PACKAGES);
     }
     ensure_debian_packages(&wanted)?;
     if torch {

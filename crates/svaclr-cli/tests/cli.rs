@@ -164,6 +164,9 @@ fn pretrain_on_a_device_list_is_checked_before_any_work() {
     if !cfg!(feature = "cuda") {
         cases.push(("cuda:0,1", "--features cuda"));
     }
+    if !cfg!(feature = "wgpu") {
+        cases.push(("wgpu", "--features wgpu"));
+    }
     for (devices, needle) in cases {
         let res = svaclr()
             .args(["pretrain", "--config"])

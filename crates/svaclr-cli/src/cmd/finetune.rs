@@ -22,7 +22,7 @@ pub struct Args {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
-    /// Compute device: flex, cuda[:N], tch-cpu, tch-cuda[:N].
+    /// Compute device: flex, cuda[:N], tch-cpu, tch-cuda[:N], wgpu[:N].
     #[arg(long, default_value = "flex")]
     device: String,
     /// The baseline: a randomly initialised encoder, same architecture and protocol. With --checkpoint, the weights

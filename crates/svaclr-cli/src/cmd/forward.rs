@@ -32,7 +32,7 @@ pub struct Args {
     /// Classes of the fc (torchvision's Kinetics-400 heads: 400).
     #[arg(long, default_value_t = 400)]
     num_classes: usize,
-    /// Compute device: flex, cuda[:N], tch-cpu, tch-cuda[:N].
+    /// Compute device: flex, cuda[:N], tch-cpu, tch-cuda[:N], wgpu[:N].
     #[arg(long, default_value = "flex")]
     device: String,
     /// Print a JSON summary instead of text.

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use burn::prelude::*;
-use svaclr_train::device::{compiled_backends, libtorch_info, parse_device, visible_devices};
+use svaclr_train::device::{adapter_name, compiled_backends, libtorch_info, parse_device, visible_devices};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,7 +23,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let x = Tensor::<2>::ones([4, 4], &device);
         let s: f32 = x.clone().matmul(x).sum().into_scalar::<f32>();
         anyhow::ensure!((s - 64.0).abs() < 1e-3, "device {spec}: a 4x4 matmul gave {s}, expected 64");
-        checked = Some(spec.to_string());
+        // A wgpu adapter names itself (lavapipe: "llvmpipe (LLVM ...)"), so the check says which one ran.
+        checked = Some(match adapter_name(&device) {
+            Some(name) => format!("{spec} ({name})"),
+            None => spec.to_string(),
+        });
     }
     let backends = compiled_backends();
     let devices = visible_devices();

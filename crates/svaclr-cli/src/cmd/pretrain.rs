@@ -18,7 +18,7 @@ pub struct Args {
     /// Run directory: resolved config, metrics.jsonl, checkpoints/, summary.json, metrics.png.
     #[arg(long)]
     out: PathBuf,
-    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N]; several devices for data-parallel training in one
+    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N], wgpu[:N]; several devices for data-parallel training in one
     /// process: cuda:0,1,2,3 (one thread per device, negatives gathered from all; see docs/training.md). In a
     /// multi-process job `cuda` / `tch-cuda` without N is the device of the process' local rank.
     #[arg(long, default_value = "flex")]

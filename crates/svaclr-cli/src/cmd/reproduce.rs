@@ -23,7 +23,7 @@ pub struct Args {
     /// Where datasets live (SynthAV is generated here; the paper preset reads prepared manifests from here).
     #[arg(long, default_value = "data")]
     data_root: PathBuf,
-    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N].
+    /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N], wgpu[:N].
     #[arg(long, default_value = "flex")]
     device: String,
     /// Seeds per row (mean, spread and paired intervals are reported); default: the preset's (3 for table1's

@@ -40,7 +40,7 @@ pub struct Args {
     /// Output folder for results.json / results.md (default: print only).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Compute device: flex, cuda[:N], tch-cpu, tch-cuda[:N].
+    /// Compute device: flex, cuda[:N], tch-cpu, tch-cuda[:N], wgpu[:N].
     #[arg(long, default_value = "flex")]
     device: String,
     /// The baseline: the run's architecture with random weights (seeded with the run's seed).

@@ -30,7 +30,9 @@ use burn::backend::{Backend, Dispatch, DispatchDevice, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::PaddingConfig3d;
 use burn::nn::conv::{Conv2d, Conv3d};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::module::conv3d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Slice, Tensor, TensorData};
 
 use kernel::Geometry;
 
@@ -159,7 +161,7 @@ pub fn forward3d(conv: &Conv3d, x: Tensor<5>) -> Tensor<5> {
         _ => return conv.forward(x),
     };
     if !supported(&x) || conv.groups != 1 || conv.dilation != [1, 1, 1] {
-        return conv.forward(x);
+        return burn_conv3d(conv, x, padding);
     }
     let y = fast_conv3d(x, conv.weight.val(), conv.stride, padding);
     match &conv.bias {
@@ -169,6 +171,28 @@ pub fn forward3d(conv: &Conv3d, x: Tensor<5>) -> Tensor<5> {
         }
         None => y,
     }
+}
+
+/// `conv.forward(x)` (Burn's convolution, where [`FastConv`] does not apply), except that a strided 1x1x1 convolution without padding (the
+/// ResNets' downsample shortcut) is computed as the unit-stride one on the strided input, which is the same
+/// arithmetic: Burn 0.22.1's CubeCL backends give that convolution an all-zero input gradient (measured on wgpu over
+/// lavapipe; `conv3d_gradients_agree` in svaclr-train's backends_wgpu tests; cuda shares the kernels), which cut
+/// every layer before a downsample off from the loss. A strided slice's gradient is a scatter, exact on every backend.
+fn burn_conv3d(conv: &Conv3d, x: Tensor<5>, padding: [usize; 3]) -> Tensor<5> {
+    let pointwise = conv.kernel_size == [1, 1, 1] && padding == [0, 0, 0];
+    if !pointwise || conv.stride == [1, 1, 1] || conv.groups != 1 || conv.dilation != [1, 1, 1] {
+        return conv.forward(x);
+    }
+    let [st, sh, sw] = conv.stride.map(|s| s as isize);
+    let x = x.slice([
+        Slice::full(),
+        Slice::full(),
+        Slice::new(0, None, st),
+        Slice::new(0, None, sh),
+        Slice::new(0, None, sw),
+    ]);
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    conv3d(x, conv.weight.val(), bias, ConvOptions::new([1, 1, 1], [0, 0, 0], [1, 1, 1], 1))
 }
 
 /// `conv.forward(x)` for a 2D convolution, as a 3D one of depth 1, through [`FastConv`] where it applies.
