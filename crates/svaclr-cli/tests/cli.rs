@@ -258,11 +258,13 @@ fn reproduce_table1_smoke_end_to_end() {
     }
     let md = std::fs::read_to_string(out.join("table1.md")).expect("table1.md");
     assert_eq!(first_table_rows(&md), 1 + 5 + 1, "header + 5 rows + baseline:\n{md}");
-    // Paired comparisons: rows 2-5 against row 1 and rows 1-5 against random init, in every column that was run
-    // (kNN included); one seed gives no interval, so nothing is established.
+    // Paired comparisons: rows 2-5 against row 1, rows 1-5 against random init and the SoftInfoNCE row against
+    // InfoNCE at [1,4] (its `compare_with`), in every column that was run (kNN included); one seed gives no interval,
+    // so nothing is established.
     let pairs = table["comparisons"]["pairs"].as_array().expect("comparisons");
     let run_columns = 3;
-    assert_eq!(pairs.len(), (4 + 5) * run_columns, "{pairs:?}");
+    assert_eq!(pairs.len(), (4 + 5 + 1) * run_columns, "{pairs:?}");
+    assert_eq!(pairs.iter().filter(|p| p["against"] == "s=[1,4]" && p["row"] == "[1,4] Soft").count(), run_columns);
     assert!(pairs.iter().all(|p| p["diff"]["ci95"].is_null() && p["established"] == false), "{pairs:?}");
     assert!(md.contains("## Which rows differ") && md.contains("(1 seed)"), "{md}");
     assert!(out.join("table1.png").exists());
