@@ -268,6 +268,14 @@ fn a_misspelt_or_missing_key_is_a_one_line_error_naming_it() {
     assert!(e.contains("missing field `sized_for`"), "{e}");
     let e = error_of(|v| v["name"] = "table9".into());
     assert!(e.contains("name 'table9'"), "{e}");
+    let e = error_of(|v| v["presets"]["synth"]["seeds"] = 0.into());
+    assert!(e.contains("presets.synth.seeds: 0"), "{e}");
+    let e = error_of(|v| v["presets"]["synth"]["seeds"] = "three".into());
+    assert!(e.contains("seeds") || e.contains("invalid type"), "{e}");
+    let e = error_of(|v| v["rows"][4]["compare_with"] = "s=[1,5]".into());
+    assert!(e.contains("compare_with 's=[1,5]' is not another row"), "{e}");
+    let e = error_of(|v| v["rows"][4]["compare_with"] = "[1,4] Soft".into());
+    assert!(e.contains("is not another row"), "{e}");
     let e = error_of(|v| v["rows"][4]["figure"] = "fig4".into());
     assert!(e.contains("fig4"), "{e}");
     let e =

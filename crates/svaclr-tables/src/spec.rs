@@ -429,6 +429,9 @@ impl TableSpec {
             }
         }
         for (name, p) in &self.presets {
+            if p.seeds == Some(0) {
+                return Err(format!("presets.{name}.seeds: 0 (a table needs at least 1 seed per row)"));
+            }
             for eval in p.evals.keys() {
                 if eval == RETRIEVAL || !self.columns.iter().any(|c| &c.eval == eval) {
                     return Err(format!("presets.{name}.evals: no column reads '{eval}' (columns' evals name them)"));
