@@ -1,19 +1,14 @@
 //! The `svaclr` binary as a user runs it: one-line errors, and pre-training that survives `kill -9`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[path = "cli/realdata.rs"]
 mod realdata;
 
-fn svaclr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_svaclr"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{losses, smoke_data, svaclr, workspace};
 
 #[test]
 fn info_runs_and_missing_backend_is_a_one_line_error() {
@@ -37,28 +32,6 @@ fn info_runs_and_missing_backend_is_a_one_line_error() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("tch"), "{err}");
     }
-}
-
-fn losses(run: &Path) -> Vec<(usize, f64)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| (v["step"].as_u64().unwrap_or(0) as usize, v["loss"].as_f64().unwrap_or(f64::NAN)))
-        .collect()
-}
-
-/// `svaclr synth --preset small --clips 64 --seed 5` into `DIR/synth` (the data smoke.json is sized for).
-fn smoke_data(dir: &Path) -> PathBuf {
-    let data = dir.join("synth");
-    let st = svaclr()
-        .args(["synth", "--preset", "small", "--clips", "64", "--seed", "5", "--out"])
-        .arg(&data)
-        .stderr(Stdio::null())
-        .status()
-        .expect("synth");
-    assert!(st.success());
-    data
 }
 
 #[test]
@@ -129,26 +102,16 @@ fn kill_9_then_resume_continues_the_same_loss_curve() {
 #[cfg(feature = "tch")]
 #[test]
 fn pretrain_on_tch_cpu_without_a_library_path() {
+    use common::{smoke_pretrain, summary};
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = smoke_data(tmp.path());
-    let run = tmp.path().join("run");
-    let out = svaclr()
-        .args(["pretrain", "--quiet", "--device", "tch-cpu", "--max-steps", "3", "--config"])
-        .arg(workspace().join("configs/pretrain/smoke.json"))
-        .arg("--manifest")
-        .arg(data.join("pretrain.jsonl"))
-        .arg("--out")
-        .arg(&run)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("run svaclr");
+    let (out, run) = smoke_pretrain(tmp.path(), "tch-cpu", 3, |cmd| {
+        cmd.env_remove("LD_LIBRARY_PATH");
+    });
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let curve = losses(&run);
     assert_eq!(curve.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(curve.iter().all(|(_, l)| l.is_finite() && *l > 0.0), "{curve:?}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).expect("summary")).expect("json");
-    assert_eq!(summary["device"], "tch-cpu");
+    assert_eq!(summary(&run)["device"], "tch-cpu");
 }
 
 #[test]

@@ -2,16 +2,10 @@
 //! `svaclr info` names the adapter, README's smoke pre-training runs, and a machine without an adapter gets a
 //! one-line error that says how to install one.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-fn svaclr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_svaclr"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{smoke_pretrain, summary, svaclr, workspace};
 
 #[test]
 fn info_names_the_adapter_and_runs_an_op_on_it() {
@@ -28,30 +22,11 @@ fn info_names_the_adapter_and_runs_an_op_on_it() {
 #[test]
 fn smoke_pretraining_runs_on_wgpu() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("synth");
-    let st = svaclr()
-        .args(["synth", "--preset", "small", "--clips", "64", "--seed", "5", "--out"])
-        .arg(&data)
-        .stderr(Stdio::null())
-        .status()
-        .expect("synth");
-    assert!(st.success());
-    let run = tmp.path().join("run");
-    let out = svaclr()
-        .args(["pretrain", "--quiet", "--device", "wgpu", "--max-steps", "2", "--config"])
-        .arg(workspace().join("configs/pretrain/smoke.json"))
-        .arg("--manifest")
-        .arg(data.join("pretrain.jsonl"))
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .expect("run svaclr");
+    let (out, run) = smoke_pretrain(tmp.path(), "wgpu", 2, |_| {});
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
     assert_eq!(metrics.lines().count(), 2, "{metrics}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).expect("summary")).expect("json");
-    assert_eq!(summary["device"], "wgpu");
+    assert_eq!(summary(&run)["device"], "wgpu");
 }
 
 /// With the Vulkan loader pointed at no driver and glvnd's EGL at no vendor library (wgpu falls back from Vulkan to

@@ -129,7 +129,7 @@ pub fn mean_ci95(values: &[f64]) -> Option<[f64; 2]> {
 }
 
 /// A row's difference to a reference row, paired by seed, with its 95 % t-interval.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PairedDiff {
     /// Per seed (in the table's seed order, seeds where either value is missing left out): row minus reference.
     pub diffs: Vec<f64>,
@@ -160,19 +160,22 @@ impl PairedDiff {
     }
 }
 
-/// The smallest true difference a paired design detects with probability 0.8 at two-sided level 0.05, with `n`
-/// seeds per comparison: `(t(0.975, n - 1) + t(0.8, n - 1)) * sd / sqrt(n)`. The quantiles are those of the test each
-/// comparison runs (its own t-interval over its `n` paired differences, `n - 1` degrees of freedom); `sd` is the best
-/// estimate of the paired differences' spread, pooled over the rows' comparisons
-/// (`sqrt(sum((n_i - 1) sd_i^2) / sum(n_i - 1))`). `None` for fewer than 2 seeds or no pooled degree of freedom.
-pub fn detectable_difference(diffs: &[&PairedDiff], n: usize) -> Option<f64> {
-    let pooled_df: usize = diffs.iter().map(|d| d.diffs.len().saturating_sub(1)).sum();
-    if pooled_df == 0 || n < 2 {
-        return None;
-    }
+/// The standard deviation of several comparisons' paired differences, pooled:
+/// `sqrt(sum((n_i - 1) sd_i^2) / sum(n_i - 1))`, with its degrees of freedom `sum(n_i - 1)`. `None` without a degree
+/// of freedom.
+pub fn pooled_sd(diffs: &[&PairedDiff]) -> Option<(f64, usize)> {
+    let df: usize = diffs.iter().map(|d| d.diffs.len().saturating_sub(1)).sum();
     let ss: f64 = diffs.iter().map(|d| d.sd * d.sd * d.diffs.len().saturating_sub(1) as f64).sum();
-    let pooled = (ss / pooled_df as f64).sqrt();
-    Some(detectable_at(pooled, n))
+    (df > 0).then(|| ((ss / df as f64).sqrt(), df))
+}
+
+/// The smallest true difference a paired design detects with probability 0.8 at two-sided level 0.05, with `n`
+/// seeds per comparison: [`detectable_at`] of the comparisons' [`pooled_sd`]. The quantiles are those of the test each
+/// comparison runs (its own t-interval over its `n` paired differences, `n - 1` degrees of freedom); the pooled sd is
+/// the best estimate of the paired differences' spread. `None` for fewer than 2 seeds or no pooled degree of freedom.
+pub fn detectable_difference(diffs: &[&PairedDiff], n: usize) -> Option<f64> {
+    let (sd, _) = pooled_sd(diffs)?;
+    (n >= 2).then(|| detectable_at(sd, n))
 }
 
 /// The smallest true paired difference `n` seeds detect (probability 0.8, two-sided 0.05) when the paired

@@ -148,17 +148,11 @@ struct Downstream {
 /// Plan `spec` (read from `request.table_file()`) for `request`.
 pub fn plan(spec: &TableSpec, request: &Request) -> Result<Plan, TablesError> {
     let preset = spec.preset(&request.preset)?;
-    let seeds = match (request.seeds, preset.seeds) {
-        (Some(0), _) => return Err(TablesError::Request("--seeds must be at least 1".into())),
-        (Some(n), _) => n,
-        (None, Some(0)) => {
-            let what =
-                format!("{}: preset {:?} has seeds 0 (at least 1)", request.table_file().display(), request.preset);
-            return Err(TablesError::Request(what));
-        }
-        (None, Some(n)) => n,
-        (None, None) => 1,
-    };
+    // A preset's `seeds` of 0 is refused when the table file is read (`TableSpec::check`).
+    let seeds = request.seeds.or(preset.seeds).unwrap_or(1);
+    if seeds == 0 {
+        return Err(TablesError::Request("--seeds must be at least 1".into()));
+    }
     // Absolute, so that a run's config (and so its folder's hash) names the same manifest however `--data-root` was
     // spelt: `data` from the project folder and `/path/to/project/data` reuse each other's runs.
     let data_root = std::path::absolute(&request.data_root)

@@ -11,8 +11,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::Value;
-use svaclr_eval::stats::{detectable_at, t_quantile};
+use svaclr_eval::stats::{PairedDiff, detectable_at, pooled_sd, t_quantile};
 
 use crate::error::TablesError;
 use crate::files;
@@ -46,6 +47,15 @@ pub struct Spread {
     pub mean_diffs: Vec<(String, f64)>,
 }
 
+/// One entry of TABLE.json's `comparisons.pairs` (what [`crate::compare::Comparison`] serialises).
+#[derive(Deserialize)]
+struct Pair {
+    row: String,
+    against: String,
+    column: String,
+    diff: PairedDiff,
+}
+
 impl Measured {
     /// Read a TABLE.json that `svaclr reproduce` wrote (with `comparisons`), and the summary.json of its first run.
     pub fn read(path: &Path) -> Result<Measured, TablesError> {
@@ -60,28 +70,24 @@ impl Measured {
         }
         let run = rows[0]["runs"][0].as_str().ok_or_else(|| bad("row 1 lists no run".into()))?;
         let steps = files::read_summary(Path::new(run))?.steps as u64;
-        let pairs = json["comparisons"]["pairs"]
-            .as_array()
-            .ok_or_else(|| bad("no `comparisons` (a table written before they existed)".into()))?;
-        let keys: Vec<String> = json["columns"]
+        let pairs: Vec<Pair> = serde_json::from_value(json["comparisons"]["pairs"].clone())
+            .map_err(|e| bad(format!("`comparisons.pairs` ({e}; a table written before they existed?)")))?;
+        let columns = json["columns"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|c| c["key"].as_str().map(String::from))
-            .collect();
-        let columns = keys
-            .into_iter()
+            .filter_map(|c| c["key"].as_str())
             .map(|column| {
-                let (mut ss, mut df, mut mean_diffs) = (0.0, 0usize, Vec::new());
-                for p in pairs.iter().filter(|p| p["against"] == "row 1" && p["column"] == column.as_str()) {
-                    let n = p["diff"]["diffs"].as_array().map_or(0, Vec::len);
-                    let sd = p["diff"]["sd"].as_f64().unwrap_or(0.0);
-                    ss += sd * sd * n.saturating_sub(1) as f64;
-                    df += n.saturating_sub(1);
-                    let row = p["row"].as_str().unwrap_or("?").to_string();
-                    mean_diffs.push((row, p["diff"]["mean"].as_f64().unwrap_or(f64::NAN)));
+                let against_first: Vec<&Pair> =
+                    pairs.iter().filter(|p| p.against == "row 1" && p.column == column).collect();
+                let diffs: Vec<&PairedDiff> = against_first.iter().map(|p| &p.diff).collect();
+                let pooled = pooled_sd(&diffs);
+                Spread {
+                    column: column.to_string(),
+                    sd: pooled.map(|(sd, _)| sd),
+                    df: pooled.map_or(0, |(_, df)| df),
+                    mean_diffs: against_first.iter().map(|p| (p.row.clone(), p.diff.mean)).collect(),
                 }
-                Spread { column, sd: (df > 0).then(|| (ss / df as f64).sqrt()), df, mean_diffs }
             })
             .collect();
         Ok(Measured { source: path.to_path_buf(), steps, seeds, seconds_per_seed: wall / seeds.max(1) as f64, columns })
@@ -103,44 +109,50 @@ pub fn detectable(m: &Measured, column: &str, n: usize) -> Option<f64> {
 /// seeds that fit and the detectable difference per column.
 pub fn markdown(measured: &[Measured], budgets_s: &[f64]) -> String {
     let mut md = String::new();
-    let columns: Vec<String> =
-        measured.first().map(|m| m.columns.iter().map(|c| c.column.clone()).collect()).unwrap_or_default();
-    let _ = writeln!(
-        md,
-        "| steps per row | seeds measured | s per seed (measured) | {} |",
-        columns.iter().map(|c| format!("sd of paired diff, {c} (df)")).collect::<Vec<_>>().join(" | ")
-    );
-    let _ = writeln!(md, "|---:|---:|---:|{}", "---:|".repeat(columns.len()));
-    for m in measured {
-        let spreads: Vec<String> = columns
-            .iter()
-            .map(|c| match m.columns.iter().find(|s| &s.column == c) {
+    let columns: Vec<&str> =
+        measured.first().map(|m| m.columns.iter().map(|c| c.column.as_str()).collect()).unwrap_or_default();
+    // A Markdown table: the leading headers, one per column, and right-aligned cells.
+    let table = |md: &mut String, lead: &[&str], head: fn(&str) -> String, rows: Vec<Vec<String>>| {
+        let heads: Vec<String> = columns.iter().map(|c| head(c)).collect();
+        let _ = writeln!(md, "| {} | {} |", lead.join(" | "), heads.join(" | "));
+        let _ = writeln!(md, "|{}", "---:|".repeat(lead.len() + columns.len()));
+        for row in rows {
+            let _ = writeln!(md, "| {} |", row.join(" | "));
+        }
+    };
+    let spreads = measured
+        .iter()
+        .map(|m| {
+            let mut row = vec![m.steps.to_string(), m.seeds.to_string(), format!("{:.0}", m.seconds_per_seed)];
+            row.extend(columns.iter().map(|c| match m.columns.iter().find(|s| s.column == *c) {
                 Some(Spread { sd: Some(sd), df, .. }) => format!("{sd:.2} ({df})"),
                 _ => "-".into(),
-            })
-            .collect();
-        let _ = writeln!(md, "| {} | {} | {:.0} | {} |", m.steps, m.seeds, m.seconds_per_seed, spreads.join(" | "));
-    }
+            }));
+            row
+        })
+        .collect();
+    table(
+        &mut md,
+        &["steps per row", "seeds measured", "s per seed (measured)"],
+        |c| format!("sd of paired diff, {c} (df)"),
+        spreads,
+    );
     for &budget in budgets_s {
         let _ = writeln!(md, "\nIn {:.0} minutes of rows (set-up not counted):\n", budget / 60.0);
-        let _ = writeln!(
-            md,
-            "| steps per row | seeds that fit | {} |",
-            columns.iter().map(|c| format!("detectable {c}")).collect::<Vec<_>>().join(" | ")
-        );
-        let _ = writeln!(md, "|---:|---:|{}", "---:|".repeat(columns.len()));
-        for m in measured {
-            let n = m.seeds_in(budget);
-            let cells: Vec<String> = columns
-                .iter()
-                .map(|c| match detectable(m, c, n) {
+        let rows = measured
+            .iter()
+            .map(|m| {
+                let n = m.seeds_in(budget);
+                let mut row = vec![m.steps.to_string(), n.to_string()];
+                row.extend(columns.iter().map(|c| match detectable(m, c, n) {
                     Some(d) if d.is_finite() => format!("{d:.1}"),
                     Some(_) => "- (fewer than 2 seeds)".into(),
                     None => "-".into(),
-                })
-                .collect();
-            let _ = writeln!(md, "| {} | {n} | {} |", m.steps, cells.join(" | "));
-        }
+                }));
+                row
+            })
+            .collect();
+        table(&mut md, &["steps per row", "seeds that fit"], |c| format!("detectable {c}"), rows);
     }
     let _ = writeln!(
         md,

@@ -26,8 +26,9 @@
 //!   the split whose clips are used; both keys required), `evals` (name -> `"finetune/x.json"`, evaluated on the
 //!   preset's dataset, or `{"config": "finetune/x.json", "data": {"prepare": NAME, "dir": DIR}}`, a prepared
 //!   dataset under the data root whose manifests and splits the config's folds name), `seeds` (optional: seeds per
-//!   row when `--seeds` is not given; absent: 1), `max_steps` (a number or null: every epoch), `sized_for` (`gpus`: the paper's settings, a warning on a CPU device; `cpu`), the dataset
-//!   `statement` printed with the table and the `labels`.
+//!   row when `--seeds` is not given; absent: 1; at least 1), `max_steps` (a number or null: every epoch),
+//!   `sized_for` (`gpus`: the paper's settings, a warning on a CPU device; `cpu`), the dataset `statement` printed
+//!   with the table and the `labels`.
 //! - `eval_at_pretrain_resolution` (table or preset; the preset's wins; default false): evaluate each row's encoder
 //!   at its pre-training crop and short side (the finetune config's `train_data`/`test_data` are rewritten when they
 //!   differ; retrieval always uses the run's data config).

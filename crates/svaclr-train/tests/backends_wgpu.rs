@@ -199,20 +199,8 @@ fn conv3d_gradients_agree() {
 #[test]
 #[ignore = "diagnostic: the whole-network gradient is ill-conditioned (docs/backends.md); cargo test ... -- --ignored"]
 fn encoder_parameter_gradients_agree() {
-    use burn::module::{ModuleVisitor, Param};
     use burn::tensor::Distribution;
     use svaclr_models::{SizePreset, VideoArch, VideoEncoderConfig, materialize};
-    struct Grads<'a> {
-        g: &'a burn::tensor::Gradients,
-        out: Vec<(String, Vec<f32>)>,
-    }
-    impl ModuleVisitor for Grads<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = p.val().grad(self.g) {
-                self.out.push((format!("{:?} {:?}", p.id, p.val().dims()), agree::host(g)));
-            }
-        }
-    }
     let _serial = serial();
     let flex = Device::flex();
     flex.seed(11);
@@ -230,9 +218,7 @@ fn encoder_parameter_gradients_agree() {
         let y = y.flatten::<2>(1, 4);
         let wy = wy.unwrap_or_else(|| Tensor::<2>::random(y.dims(), Distribution::Normal(0.0, 1.0), &Device::flex()));
         let g = (y.clone() * agree::to(&wy, &ad)).sum().backward();
-        let mut v = Grads { g: &g, out: Vec::new() };
-        e.visit(&mut v);
-        (agree::host(y), v.out, wy)
+        (agree::host(y), agree::param_grads(&e, &g), wy)
     };
     let (yf, gf, wy) = run(&flex, None);
     let (yo, go, _) = run(&wgpu(), Some(wy));

@@ -173,11 +173,12 @@ pub fn forward3d(conv: &Conv3d, x: Tensor<5>) -> Tensor<5> {
     }
 }
 
-/// `conv.forward(x)` (Burn's convolution, where [`FastConv`] does not apply), except that a strided 1x1x1 convolution without padding (the
-/// ResNets' downsample shortcut) is computed as the unit-stride one on the strided input, which is the same
-/// arithmetic: Burn 0.22.1's CubeCL backends give that convolution an all-zero input gradient (measured on wgpu over
-/// lavapipe; `conv3d_gradients_agree` in svaclr-train's backends_wgpu tests; cuda shares the kernels), which cut
-/// every layer before a downsample off from the loss. A strided slice's gradient is a scatter, exact on every backend.
+/// `conv.forward(x)` (Burn's convolution, where [`FastConv`] does not apply), except that a strided 1x1x1 convolution
+/// without padding (the ResNets' downsample shortcut) is computed as the unit-stride one on the strided input, which is
+/// the same arithmetic: Burn 0.22.1's CubeCL backends give that convolution an all-zero input gradient (measured on
+/// wgpu over lavapipe; `conv3d_gradients_agree` in svaclr-train's backends_wgpu tests; cuda shares the kernels), which
+/// cut every layer before a downsample off from the loss. A strided slice's gradient is a scatter, exact on every
+/// backend.
 fn burn_conv3d(conv: &Conv3d, x: Tensor<5>, padding: [usize; 3]) -> Tensor<5> {
     let pointwise = conv.kernel_size == [1, 1, 1] && padding == [0, 0, 0];
     if !pointwise || conv.stride == [1, 1, 1] || conv.groups != 1 || conv.dilation != [1, 1, 1] {

@@ -63,13 +63,24 @@ pub fn to<const D: usize>(t: &Tensor<D>, dev: &Device) -> Tensor<D> {
     Tensor::from_data(t.to_data(), dev)
 }
 
-/// Every float parameter (running statistics included), in visiting order.
+/// Every float parameter (running statistics included), in visiting order, named by its module path.
 pub fn params<M: Module>(m: &M) -> Vec<(String, Vec<f32>)> {
-    struct Collect {
+    visit_floats(m, None)
+}
+
+/// The gradient in `grads` of every float parameter of `m` that has one, in visiting order, named by module path.
+pub fn param_grads<M: Module>(m: &M, grads: &burn::tensor::Gradients) -> Vec<(String, Vec<f32>)> {
+    visit_floats(m, Some(grads))
+}
+
+/// The values (`grads` None) or the gradients of `m`'s float parameters.
+fn visit_floats<M: Module>(m: &M, grads: Option<&burn::tensor::Gradients>) -> Vec<(String, Vec<f32>)> {
+    struct Collect<'a> {
         path: Vec<String>,
+        grads: Option<&'a burn::tensor::Gradients>,
         out: Vec<(String, Vec<f32>)>,
     }
-    impl ModuleVisitor for Collect {
+    impl ModuleVisitor for Collect<'_> {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.path.push(name.to_string());
         }
@@ -77,10 +88,16 @@ pub fn params<M: Module>(m: &M) -> Vec<(String, Vec<f32>)> {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.out.push((self.path.join("."), host(p.val())));
+            let value = match self.grads {
+                None => Some(p.val()),
+                Some(g) => p.val().grad(g),
+            };
+            if let Some(v) = value {
+                self.out.push((self.path.join("."), host(v)));
+            }
         }
     }
-    let mut c = Collect { path: Vec::new(), out: Vec::new() };
+    let mut c = Collect { path: Vec::new(), grads, out: Vec::new() };
     m.visit(&mut c);
     c.out
 }
@@ -199,17 +216,8 @@ fn video_stages_agree(what: &str, enc: &VideoEncoder, other: &Device, x: &Tensor
             .cloned()
             .unwrap_or_else(|| Tensor::<5>::random(y.dims(), Distribution::Normal(0.0, 1.0), &Device::flex()));
         let g = (y.clone() * to(&w, &ad)).sum().backward();
-        struct Grads<'a>(&'a burn::tensor::Gradients, Vec<Vec<f32>>);
-        impl ModuleVisitor for Grads<'_> {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                if let Some(g) = p.val().grad(self.0) {
-                    self.1.push(host(g));
-                }
-            }
-        }
-        let mut grads = Grads(&g, Vec::new());
-        e.visit(&mut grads);
-        (y.clone().detach(), host(y), host(ha.grad(&g).expect("stage input grad")), grads.1, w)
+        let grads: Vec<Vec<f32>> = param_grads(&e, &g).into_iter().map(|(_, v)| v).collect();
+        (y.clone().detach(), host(y), host(ha.grad(&g).expect("stage input grad")), grads, w)
     };
     let mut h = x.clone();
     let (mut worst, mut params) = (0.0f64, 0usize);
@@ -298,17 +306,17 @@ pub fn smoke_value() -> serde_json::Value {
 /// smoke preset's `temporal_residual`): the loss, and the change the step made to every parameter and BatchNorm
 /// statistic.
 ///
-/// Changes are compared against the largest change in the model (a tensor-by-tensor relative error would be
-/// dominated by the projectors' first biases, which sit in front of a BatchNorm: their true gradient is zero, so
-/// both backends move them by rounding noise of about 1e-9 of the largest change). The bound per tensor is `rtol`, or
-/// 4 times how far flex moves that tensor from itself (float32's own conditioning of that step), whichever is
-/// larger. Flex against itself is measured twice: the same batch with its clips in another order (the same sums in
-/// another order), and the same batch with every video value nudged by a few units in the last place, then by 4, 16
-/// and 64 times that, up to the first nudge that moves flex's embeddings (before the step) at least as far as the
-/// other backend's rounding moves them (so flex is perturbed no more than the other backend perturbs it). With RGB input
-/// both spreads are 1e-5 to 4e-5; with `temporal_residual` the nudge moves the stem's first convolution by 1.7e-2
-/// (its true gradient nearly cancels, docs/backends.md) while the clip order may move it by only 1e-5, depending on
-/// the CPU's gemm blocking (measured 8e-6 on an AVX-512 Xeon, where tch differed by 5.5e-4).
+/// Changes are compared against the largest change in the model (a tensor-by-tensor relative error would be dominated
+/// by the projectors' first biases, which sit in front of a BatchNorm: their true gradient is zero, so both backends
+/// move them by rounding noise of about 1e-9 of the largest change). The bound per tensor is `rtol`, or 4 times how far
+/// flex moves that tensor from itself (float32's own conditioning of that step), whichever is larger. Flex against
+/// itself is measured twice: the same batch with its clips in another order (the same sums in another order), and the
+/// same batch with every video value nudged by a few units in the last place, then by 4, 16 and 64 times that, up to
+/// the first nudge that moves flex's embeddings (before the step) at least as far as the other backend's rounding moves
+/// them (so flex is perturbed no more than the other backend perturbs it). With RGB input both spreads are 1e-5 to
+/// 4e-5; with `temporal_residual` the nudge moves the stem's first convolution by 1.7e-2 (its true gradient nearly
+/// cancels, docs/backends.md) while the clip order may move it by only 1e-5, depending on the CPU's gemm blocking
+/// (measured 8e-6 on an AVX-512 Xeon, where tch differed by 5.5e-4).
 pub fn one_sgd_step_agrees(other: &Device, inputs: &[&str], rtol: f64) {
     let (views, clips) = (2, 4);
     let flex = Device::flex();
@@ -349,9 +357,9 @@ pub fn one_sgd_step_agrees(other: &Device, inputs: &[&str], rtol: f64) {
         };
         let identity: Vec<usize> = (0..clips).collect();
         // The same video, each value moved by 2^-22 (a few units in the last place of float32) times each of
-        // NUDGE_SCALES in turn (two draws each), up to the first that moves flex's embeddings as far as `other` does: how far float32
-        // rounding alone moves a tensor's change is itself a noisy quantity (one draw measured 2.3e-3 for the
-        // cancelling stem on an AMD EPYC, 1.7e-2 on a Xeon), so the bound takes the largest.
+        // NUDGE_SCALES in turn (two draws each), up to the first that moves flex's embeddings as far as `other` does:
+        // how far float32 rounding alone moves a tensor's change is itself a noisy quantity (one draw measured 2.3e-3
+        // for the cancelling stem on an AMD EPYC, 1.7e-2 on a Xeon), so the bound takes the largest.
         let (lf, bf, cf, zf) = step(&flex.clone().autodiff(), &identity, &video);
         let (_, _, cp, _) = step(&flex.clone().autodiff(), &[2, 0, 3, 1], &video);
         let (lo, bo, co, zo) = step(&other.clone().autodiff(), &identity, &video);
