@@ -6,6 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod common;
+#[cfg(feature = "mpi")]
+use common::losses;
+
 fn svaclr_bin() -> &'static str {
     env!("CARGO_BIN_EXE_svaclr")
 }
@@ -42,17 +46,6 @@ fn smoke_config(dir: &Path, manifest: &Path, edit: impl FnOnce(&mut serde_json::
     let path = dir.join("config.json");
     std::fs::write(&path, serde_json::to_string_pretty(&v).expect("json")).expect("write config");
     path
-}
-
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-/// (step, loss) of every line of a run's metrics log.
-fn losses(run: &Path) -> Vec<(usize, f64)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| (v["step"].as_u64().unwrap_or(0) as usize, v["loss"].as_f64().unwrap_or(f64::NAN)))
-        .collect()
 }
 
 #[cfg(not(feature = "mpi"))]
