@@ -1,7 +1,7 @@
 //! Training-mode BatchNorm on contiguous f32 data `[N, C, S]` (S: every axis after the channel one), forward and
 //! backward, each in two passes over the activation.
 //!
-//! Forward: per channel the mean and the biased variance (f64 sums of x and x², one pass), then
+//! Forward: per channel the mean and the biased variance (f64 sums of x and x² in 8 lanes, one pass), then
 //! `y = (x - mean) / sqrt(var + eps) * gamma + beta` as one multiply-add per element, optionally followed by a ReLU
 //! in the same pass. Backward, with `xhat = (x - mean) * invstd`, M = N x S elements per channel, and `g` the output
 //! gradient (with the ReLU: `dy` where the output is positive, else 0, the mask recomputed from x):
@@ -40,19 +40,40 @@ impl Layout {
     }
 }
 
+/// Independent f64 accumulators per reduction: one running sum would be a chain of dependent additions (one per
+/// element, each waiting for the last); lanes let the adds overlap and vectorise.
+const LANES: usize = 8;
+
+/// `(sum f(v), sum f(v) * v)` over the values `v` of `rows` in f64, with `f(v)` computed in f32 from each value
+/// and its paired value in `others` (the same layout), in [`LANES`] lanes summed at the end. A fixed order: the
+/// result never depends on threads.
+fn pair_sums<'a>(rows: impl Iterator<Item = (&'a [f32], &'a [f32])>, f: impl Fn(f32, f32) -> f32) -> (f64, f64) {
+    let (mut s, mut q) = ([0.0f64; LANES], [0.0f64; LANES]);
+    for (row, other) in rows {
+        let (chunks, tail) = (row.chunks_exact(LANES), other.chunks_exact(LANES));
+        let (rest, rest_other) = (chunks.remainder(), tail.remainder());
+        for (c, o) in chunks.zip(tail) {
+            for j in 0..LANES {
+                let g = f64::from(f(c[j], o[j]));
+                s[j] += g;
+                q[j] += g * f64::from(c[j]);
+            }
+        }
+        for (j, (&v, &o)) in rest.iter().zip(rest_other).enumerate() {
+            let g = f64::from(f(v, o));
+            s[j] += g;
+            q[j] += g * f64::from(v);
+        }
+    }
+    (s.iter().sum(), q.iter().sum())
+}
+
 /// The batch statistics: per channel mean and biased variance.
 pub fn stats(l: &Layout, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let m = l.per_channel() as f64;
     // f32 partial sums would lose digits on long channels; accumulate in f64, channels in parallel.
-    let sums: Vec<(f64, f64)> = (0..l.c)
-        .into_par_iter()
-        .map(|c| {
-            l.rows(x, c).flatten().fold((0.0, 0.0), |(s, q), &v| {
-                let v = f64::from(v);
-                (s + v, q + v * v)
-            })
-        })
-        .collect();
+    let sums: Vec<(f64, f64)> =
+        (0..l.c).into_par_iter().map(|c| pair_sums(l.rows(x, c).zip(l.rows(x, c)), |v, _| v)).collect();
     sums.into_iter()
         .map(|(s, q)| {
             let mean = s / m;
@@ -124,17 +145,16 @@ pub fn backward(
     let scale = scale(&inv, gamma);
     // The output gradient of element v of channel c: dy, or 0 where the ReLU's output was 0 (the forward's
     // expression in the same f32 rounding, so the mask is the forward's).
-    let masked = |c: usize, g: f32, v: f32| if relu && (v - mean[c]) * scale[c] + beta[c] <= 0.0 { 0.0 } else { g };
+    let masked = |c: usize| {
+        let (m, a, b) = (mean[c], scale[c], beta[c]);
+        move |g: f32, v: f32| if relu && (v - m) * a + b <= 0.0 { 0.0 } else { g }
+    };
+    // The channel's mean is applied per channel below: sum(g * x) here.
     let sums: Vec<(f64, f64)> = (0..l.c)
         .into_par_iter()
         .map(|c| {
-            // The channel's mean is applied per channel below: sum(g * x) here.
-            l.rows(dy, c).zip(l.rows(x, c)).fold((0.0, 0.0), |acc, (gr, xr)| {
-                gr.iter().zip(xr).fold(acc, |(s, p), (&g, &v)| {
-                    let g = f64::from(masked(c, g, v));
-                    (s + g, p + g * f64::from(v))
-                })
-            })
+            let mask = masked(c);
+            pair_sums(l.rows(x, c).zip(l.rows(dy, c)), |v, g| mask(g, v))
         })
         .collect();
     let m = l.per_channel() as f64;
@@ -158,9 +178,9 @@ pub fn backward(
     let s = l.s.max(1);
     dx.par_chunks_mut(s).zip(dy.par_chunks(s).zip(x.par_chunks(s))).enumerate().for_each(|(row, (o, (g, xi)))| {
         let c = row % l.c;
-        let (kc, ac, bc, mc) = (k[c], a[c], b[c], mean[c]);
+        let (kc, ac, bc, mc, mask) = (k[c], a[c], b[c], mean[c], masked(c));
         for ((o, &g), &v) in o.iter_mut().zip(g).zip(xi) {
-            *o = kc * masked(c, g, v) + ac * (v - mc) + bc;
+            *o = kc * mask(g, v) + ac * (v - mc) + bc;
         }
     });
     (dx, dgamma, dbeta)

@@ -80,6 +80,21 @@ impl Geometry {
     fn pointwise(&self) -> bool {
         self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.padding == [0, 0, 0]
     }
+
+    /// A temporal convolution (kernel `[kd, 1, 1]`, unit strides, padding in time only, as R(2+1)D's `(3, 1, 1)`
+    /// convolutions outside the downsampling blocks) runs without im2col: see [`taps`].
+    fn temporal(&self) -> bool {
+        let [_, kh, kw] = self.kernel;
+        kh == 1 && kw == 1 && self.stride == [1, 1, 1] && self.padding[1..] == [0, 0] && !self.pointwise()
+    }
+}
+
+/// The kernel taps of a temporal convolution with the output frames each one reads the input for: tap `a` maps
+/// output frame `z` to input frame `z + a - pd`, so over its range of frames it is a `[O, C] x [C, frames x H x W]`
+/// matrix product whose right operand is the input itself, shifted by whole frames (row stride `D*H*W`).
+fn taps(g: &Geometry) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
+    let (od, d, pd) = (g.out()[0], g.input[0], g.padding[0]);
+    (0..g.kernel[0]).map(move |a| (a, valid_range(od, d, 1, a, pd))).filter(|(_, z)| !z.is_empty())
 }
 
 /// The output indices `z` in `0..out` whose input index `z * stride + offset - pad` lies in `0..size`.
@@ -91,7 +106,7 @@ fn valid_range(out: usize, size: usize, stride: usize, offset: usize, pad: usize
     lo.min(hi)..hi
 }
 
-/// Visit every (im2col row, output position) pair that reads an input value: `f(col_index, input_index)` for each
+/// Visit every (im2col row, output position) pair that reads an input value (for [`col2im`]): `f(col_index, input_index)` for each
 /// run of output width positions, as `(col_start, input_start, len)` with the input advancing by the width stride.
 fn for_each_run(g: &Geometry, mut f: impl FnMut(usize, usize, usize)) {
     let [d, h, w] = g.input;
@@ -126,21 +141,49 @@ fn for_each_run(g: &Geometry, mut f: impl FnMut(usize, usize, usize)) {
     }
 }
 
-/// `col[K, P]` of one clip `x[C, D, H, W]`. Writes only the positions that read the input: those that read padding
-/// must already be zero, which holds for a zeroed buffer reused with the same geometry (the written positions are the
-/// same every time), as [`per_clip`]'s scratch buffers are.
+/// `col[K, P]` of one clip `x[C, D, H, W]`. Writes every value of `col`, zeros where the kernel reads padding, so
+/// the buffer may hold anything before (the per-thread scratch of [`with_scratch`] is reused across geometries).
 fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
-    let sw = g.stride[2];
-    for_each_run(g, |c0, i0, len| {
-        let dst = &mut col[c0..c0 + len];
-        if sw == 1 {
-            dst.copy_from_slice(&x[i0..i0 + len]);
-        } else {
-            for (j, v) in dst.iter_mut().enumerate() {
-                *v = x[i0 + j * sw];
+    let [d, h, w] = g.input;
+    let [kd, kh, kw] = g.kernel;
+    let [sd, sh, sw] = g.stride;
+    let [pd, ph, pw] = g.padding;
+    let [od, oh, ow] = g.out();
+    let col = &mut col[..g.k() * od * oh * ow];
+    // One im2col row per (channel, kernel offset), each `od` planes of `oh` lines of `ow` positions.
+    for (row, dst_row) in col.chunks_exact_mut(od * oh * ow).enumerate() {
+        let (e, b, a, ci) = (row % kw, row / kw % kh, row / (kw * kh) % kd, row / (kw * kh * kd));
+        let zd = valid_range(od, d, sd, a, pd);
+        let zh = valid_range(oh, h, sh, b, ph);
+        let zw = valid_range(ow, w, sw, e, pw);
+        for (z1, plane) in dst_row.chunks_exact_mut(oh * ow).enumerate() {
+            if !zd.contains(&z1) || zw.is_empty() {
+                plane.fill(0.0);
+                continue;
+            }
+            let id = z1 * sd + a - pd;
+            for (z2, line) in plane.chunks_exact_mut(ow).enumerate() {
+                if !zh.contains(&z2) {
+                    line.fill(0.0);
+                    continue;
+                }
+                let ih = z2 * sh + b - ph;
+                let i0 = ((ci * d + id) * h + ih) * w + zw.start * sw + e - pw;
+                line[..zw.start].fill(0.0);
+                let run = &mut line[zw.clone()];
+                if sw == 1 {
+                    run.copy_from_slice(&x[i0..i0 + run.len()]);
+                } else {
+                    // One bounds check for the run, not one per value.
+                    let src = &x[i0..=i0 + (run.len() - 1) * sw];
+                    for (v, s) in run.iter_mut().zip(src.iter().step_by(sw)) {
+                        *v = *s;
+                    }
+                }
+                line[zw.end..].fill(0.0);
             }
         }
-    });
+    }
 }
 
 /// Add `col[K, P]` into one clip's input gradient `dx[C, D, H, W]` (the adjoint of [`im2col`]); `dx` starts at zero.
@@ -153,17 +196,18 @@ fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
                 *d += s;
             }
         } else {
-            for (j, s) in src.iter().enumerate() {
-                dx[i0 + j * sw] += s;
+            for (d, s) in dx[i0..=i0 + (len - 1) * sw].iter_mut().step_by(sw).zip(src) {
+                *d += s;
             }
         }
     });
 }
 
-/// `dst[m, n] (+)= lhs[m, k] . rhs[k, n]` with (row, column) strides for each operand; `dst` is row-major.
+/// `dst[m, n] (+)= lhs[m, k] . rhs[k, n]` with (row, column) strides for every operand.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     dst: &mut [f32],
+    (dst_rs, dst_cs): (usize, usize),
     accumulate: bool,
     (m, n, k): (usize, usize, usize),
     lhs: &[f32],
@@ -172,28 +216,32 @@ fn matmul(
     (rhs_rs, rhs_cs): (usize, usize),
     par: gemm::Parallelism,
 ) {
-    assert!(dst.len() >= m * n, "conv kernel: destination too small");
     if m == 0 || n == 0 {
         return;
     }
+    assert!((m - 1) * dst_rs + (n - 1) * dst_cs < dst.len(), "conv kernel: destination too small");
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            for i in 0..m {
+                for j in 0..n {
+                    dst[i * dst_rs + j * dst_cs] = 0.0;
+                }
+            }
         }
         return;
     }
     assert!((m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(), "conv kernel: lhs out of bounds");
     assert!((k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len(), "conv kernel: rhs out of bounds");
-    // SAFETY: the asserts above keep every index gemm reads inside `lhs` and `rhs`, and `dst` holds m x n values
-    // with row stride n; gemm reads `dst` only when `accumulate` is set.
+    // SAFETY: the asserts above keep every index gemm touches inside `dst`, `lhs` and `rhs`; gemm reads `dst` only
+    // when `accumulate` is set.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs as isize,
+            dst_rs as isize,
             accumulate,
             lhs.as_ptr(),
             lhs_cs as isize,
@@ -221,6 +269,24 @@ fn gemm_threads(by_clip: bool) -> gemm::Parallelism {
     if by_clip || rayon::current_num_threads() <= 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(0) }
 }
 
+thread_local! {
+    /// Each thread's scratch memory (im2col matrices, transposed output gradients), kept between calls: allocating
+    /// and zeroing it per call and per rayon split cost page faults and memsets in every convolution.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's scratch memory of at least `len` values (contents arbitrary). Re-entry (a rayon job
+/// stolen while `f` waits) finds the buffer taken and uses a fresh one, so it never aliases.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.take();
+    if buf.len() < len {
+        buf = vec![0.0; len];
+    }
+    let r = f(&mut buf[..len]);
+    SCRATCH.set(buf);
+    r
+}
+
 /// The im2col matrix of one clip: `x_n` itself for a pointwise convolution, else [`im2col`] into `scratch`.
 fn columns<'a>(g: &Geometry, x_n: &'a [f32], scratch: &'a mut [f32]) -> &'a [f32] {
     if g.pointwise() {
@@ -231,12 +297,13 @@ fn columns<'a>(g: &Geometry, x_n: &'a [f32], scratch: &'a mut [f32]) -> &'a [f32
     }
 }
 
-/// Length of the per-thread im2col buffer (none for a pointwise convolution).
+/// Length of the per-thread im2col buffer (none for a pointwise or temporal convolution).
 fn scratch_len(g: &Geometry) -> usize {
-    if g.pointwise() { 0 } else { g.k() * g.p() }
+    if g.pointwise() || g.temporal() { 0 } else { g.k() * g.p() }
 }
 
-/// Run `f(clip, out_chunk, scratch)` for every clip, in parallel over clips or one after another.
+/// Run `f(clip, out_chunk, scratch)` for every clip, in parallel over clips or one after another; `scratch` holds
+/// `scratch_len` values of arbitrary contents.
 fn per_clip(
     out: &mut [f32],
     per_clip_len: usize,
@@ -252,12 +319,13 @@ fn per_clip(
     if by_clip {
         out.par_chunks_mut(per_clip_len)
             .enumerate()
-            .for_each_init(|| vec![0.0f32; scratch_len], |scratch, (i, chunk)| f(i, chunk, scratch, par));
+            .for_each(|(i, chunk)| with_scratch(scratch_len, |scratch| f(i, chunk, scratch, par)));
     } else {
-        let mut scratch = vec![0.0f32; scratch_len];
-        for (i, chunk) in out.chunks_mut(per_clip_len).enumerate() {
-            f(i, chunk, &mut scratch, par);
-        }
+        with_scratch(scratch_len, |scratch| {
+            for (i, chunk) in out.chunks_mut(per_clip_len).enumerate() {
+                f(i, chunk, scratch, par);
+            }
+        });
     }
 }
 
@@ -268,8 +336,30 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(w.len(), o * k, "conv kernel: weight size");
     let mut y = vec![0.0f32; g.n * g.output_len()];
     per_clip(&mut y, g.output_len(), scratch_len(g), |i, y_n, scratch, par| {
-        let col = columns(g, &x[i * g.input_len()..(i + 1) * g.input_len()], scratch);
-        matmul(y_n, false, (o, p, k), w, (k, 1), col, (p, 1), par);
+        let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
+        if g.temporal() {
+            let ([d, h, w_], kd, pd) = (g.input, g.kernel[0], g.padding[0]);
+            let hw = h * w_;
+            for (a, z) in taps(g) {
+                // y_n[:, z] += W[:, tap a] . x_n[:, z + a - pd]; W's tap a: row index o stride K, column index c
+                // stride kd. y_n starts at zero.
+                let src = &x_n[(z.start + a - pd) * hw..];
+                matmul(
+                    &mut y_n[z.start * hw..],
+                    (p, 1),
+                    true,
+                    (o, z.len() * hw, g.c),
+                    &w[a..],
+                    (k, kd),
+                    src,
+                    (d * hw, 1),
+                    par,
+                );
+            }
+        } else {
+            let col = columns(g, x_n, scratch);
+            matmul(y_n, (p, 1), false, (o, p, k), w, (k, 1), col, (p, 1), par);
+        }
     });
     y
 }
@@ -283,9 +373,28 @@ pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
         let dy_n = &dy[i * g.output_len()..(i + 1) * g.output_len()];
         // W^T: row index k has stride 1, column index o has stride K.
         if g.pointwise() {
-            matmul(dx_n, false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
+            matmul(dx_n, (p, 1), false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
+        } else if g.temporal() {
+            let ([d, h, w_], kd, pd) = (g.input, g.kernel[0], g.padding[0]);
+            let hw = h * w_;
+            for (a, z) in taps(g) {
+                // dx_n[:, z + a - pd] += W[:, tap a]^T . dy_n[:, z]; W's tap a transposed: row index c stride kd,
+                // column index o stride K. dx_n starts at zero.
+                let dst = &mut dx_n[(z.start + a - pd) * hw..];
+                matmul(
+                    dst,
+                    (d * hw, 1),
+                    true,
+                    (g.c, z.len() * hw, o),
+                    &w[a..],
+                    (kd, k),
+                    &dy_n[z.start * hw..],
+                    (p, 1),
+                    par,
+                );
+            }
         } else {
-            matmul(dcol, false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
+            matmul(dcol, (p, 1), false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
             col2im(g, dcol, dx_n);
         }
     });
@@ -299,21 +408,64 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(dy.len(), n * g.output_len(), "conv kernel: output gradient size");
     let chunks = WEIGHT_GRAD_CHUNKS.min(n).max(1);
     let bounds = |j: usize| (j * n / chunks, (j + 1) * n / chunks);
-    // One partial sum per chunk; `per_clip` runs the chunks in parallel when there are enough of them.
+    let col_len = scratch_len(g);
+    // One partial sum per chunk, each `[K, O]` (dW transposed); `per_clip` runs the chunks in parallel when there are
+    // enough of them. The scratch holds the im2col matrix and `dy_n` transposed to `[P, O]`. The layouts are
+    // gemm's: it works column-major and packs its left operand along the output rows, so `dW[O, K]` is computed
+    // column-major from `dy_n` with O contiguous; the natural row-major `dy_n . col^T` makes gemm transpose the
+    // problem and pack `col` (`[K, P]`, P contiguous) with a strided gather as large as im2col itself.
     let mut partials = vec![0.0f32; chunks * o * k];
-    per_clip(&mut partials, o * k, scratch_len(g), |j, dw, scratch, par| {
+    per_clip(&mut partials, o * k, col_len + p * o, |j, dw_t, scratch, par| {
+        let (scratch, dyt) = scratch.split_at_mut(col_len);
         let (lo, hi) = bounds(j);
         for i in lo..hi {
             let dy_n = &dy[i * g.output_len()..(i + 1) * g.output_len()];
-            let col = columns(g, &x[i * g.input_len()..(i + 1) * g.input_len()], scratch);
-            // col^T: row index p has stride 1, column index k has stride P.
-            matmul(dw, i > lo, (o, k, p), dy_n, (p, 1), col, (1, p), par);
+            for (oi, dy_row) in dy_n.chunks_exact(p).enumerate() {
+                for (pi, v) in dy_row.iter().enumerate() {
+                    dyt[pi * o + oi] = *v;
+                }
+            }
+            let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
+            if g.temporal() {
+                let ([d, h, w_], kd, pd) = (g.input, g.kernel[0], g.padding[0]);
+                let hw = h * w_;
+                for (a, z) in taps(g) {
+                    // dW[:, tap a] += dy_n[:, z] . x_n[:, z + a - pd]^T, column-major: dW's tap a has row index o
+                    // stride 1 and column index c stride kd*O; x_n shifted and transposed: row index (frame,
+                    // pixel) stride 1, column index c stride D*H*W. The partial sums start at zero.
+                    let (lhs, rhs) = (&dyt[z.start * hw * o..], &x_n[(z.start + a - pd) * hw..]);
+                    matmul(
+                        &mut dw_t[a * o..],
+                        (1, kd * o),
+                        true,
+                        (o, g.c, z.len() * hw),
+                        lhs,
+                        (1, o),
+                        rhs,
+                        (1, d * hw),
+                        par,
+                    );
+                }
+            } else {
+                let col = columns(g, x_n, scratch);
+                // dW column-major (row index o has stride 1, column index k stride O); dy_n from its transpose
+                // (row index o has stride 1, column index p has stride O); col^T (row index p has stride 1, column
+                // index k has stride P).
+                matmul(dw_t, (1, o), i > lo, (o, k, p), dyt, (1, o), col, (1, p), par);
+            }
         }
     });
-    let mut dw = partials[..o * k].to_vec();
-    for part in partials.chunks(o * k).skip(1) {
-        for (a, b) in dw.iter_mut().zip(part) {
+    let (first, rest) = partials.split_at_mut(o * k);
+    for part in rest.chunks(o * k) {
+        for (a, b) in first.iter_mut().zip(part) {
             *a += b;
+        }
+    }
+    // [K, O] -> [O, K].
+    let mut dw = vec![0.0f32; o * k];
+    for (ki, row) in first.chunks_exact(o).enumerate() {
+        for (oi, v) in row.iter().enumerate() {
+            dw[oi * k + ki] = *v;
         }
     }
     dw
@@ -403,6 +555,45 @@ mod tests {
         }
     }
 
+    /// The scratch memory is reused between calls and geometries: whatever an earlier call left in it (here NaN)
+    /// must not reach a result, so every result equals the one computed with fresh memory, bit for bit.
+    #[test]
+    fn results_do_not_depend_on_what_the_scratch_held() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
+        let geo = |n, c, input, o, kernel, stride, padding| Geometry { n, c, input, o, kernel, stride, padding };
+        for g in [
+            geo(2, 3, [4, 9, 9], 5, [1, 3, 3], [1, 2, 2], [0, 1, 1]),
+            geo(3, 4, [5, 6, 7], 2, [3, 1, 1], [2, 1, 1], [1, 0, 0]),
+            geo(2, 3, [4, 8, 8], 4, [3, 3, 3], [1, 1, 1], [1, 1, 1]),
+            geo(1, 2, [2, 11, 10], 3, [1, 7, 7], [1, 2, 2], [0, 3, 3]),
+            geo(3, 4, [5, 3, 4], 3, [3, 1, 1], [1, 1, 1], [1, 0, 0]),
+        ] {
+            let x = values(g.n * g.input_len(), 11);
+            let w = values(g.o * g.k(), 12);
+            let dy = values(g.n * g.output_len(), 13);
+            let run = |dirty: bool| {
+                pool.install(|| {
+                    SCRATCH.set(if dirty { vec![f32::NAN; 1 << 16] } else { Vec::new() });
+                    let y = forward(&g, &x, &w);
+                    if dirty {
+                        SCRATCH.set(vec![f32::NAN; 1 << 16]);
+                    }
+                    let dx = input_grad(&g, &dy, &w);
+                    if dirty {
+                        SCRATCH.set(vec![f32::NAN; 1 << 16]);
+                    }
+                    (y, dx, weight_grad(&g, &x, &dy))
+                })
+            };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+            let (clean, dirty) = (run(false), run(true));
+            assert_eq!(bits(&dirty.0), bits(&clean.0), "{g:?}: forward");
+            assert_eq!(bits(&dirty.1), bits(&clean.1), "{g:?}: input gradient");
+            assert_eq!(bits(&dirty.2), bits(&clean.2), "{g:?}: weight gradient");
+            assert!(clean.0.iter().chain(&clean.1).chain(&clean.2).all(|v| v.is_finite()), "{g:?}");
+        }
+    }
+
     /// Forward against the definition; both gradients against the adjoint identities
     /// `<dy, conv(x, w)> = <input_grad(dy, w), x> = <weight_grad(x, dy), w>`, for kernels, strides and paddings of
     /// the encoders and a few odd ones.
@@ -417,6 +608,11 @@ mod tests {
             geo(2, 3, [3, 6, 6], 2, [1, 1, 1], [2, 2, 2], [0, 0, 0]),
             geo(1, 2, [2, 11, 10], 3, [1, 7, 7], [1, 2, 2], [0, 3, 3]),
             geo(2, 1, [1, 7, 6], 2, [1, 2, 3], [1, 3, 2], [0, 2, 1]),
+            // Temporal convolutions (no im2col): R(2+1)D's, an unpadded one, one wider than the clip, a 1-frame one.
+            geo(3, 4, [5, 3, 4], 3, [3, 1, 1], [1, 1, 1], [1, 0, 0]),
+            geo(2, 3, [6, 2, 3], 5, [3, 1, 1], [1, 1, 1], [0, 0, 0]),
+            geo(2, 2, [2, 3, 3], 2, [5, 1, 1], [1, 1, 1], [2, 0, 0]),
+            geo(1, 3, [1, 2, 2], 4, [1, 1, 1], [1, 1, 1], [1, 0, 0]),
         ];
         for (seed, g) in cases.into_iter().enumerate() {
             let (n, o) = (g.n, g.o);
