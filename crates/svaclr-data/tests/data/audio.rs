@@ -137,3 +137,46 @@ fn bad_audio_errors_name_the_file() {
     let e = read_wav_mono(&dir.path().join("missing.wav")).expect_err("missing");
     assert!(matches!(e, DataError::Missing { .. }));
 }
+
+/// 16-bit wavs take a bulk read: every value must be what the per-sample path gives (`(sum of the channels' i16
+/// values) / 2^15 / channels` in f32, in that order), for whole files, segments and windows, and a file cut short
+/// is the same one-line "truncated" error naming it.
+#[test]
+fn sixteen_bit_wavs_read_exactly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let values: Vec<i16> =
+        (0..4000i32).map(|i| ((i * 7919) % 65_536 - 32_768) as i16).chain([i16::MIN, i16::MAX, -1, 1]).collect();
+    for channels in [1u16, 2, 3] {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let p = dir.path().join(format!("i16_{channels}.wav"));
+        let mut w = hound::WavWriter::create(&p, spec).expect("create");
+        let frames = values.len() / usize::from(channels);
+        for &v in &values[..frames * usize::from(channels)] {
+            w.write_sample(v).expect("sample");
+        }
+        w.finalize().expect("finalize");
+        let want: Vec<u32> = values[..frames * usize::from(channels)]
+            .chunks_exact(usize::from(channels))
+            .map(|f| {
+                let acc = f.iter().fold(0.0f32, |a, &v| a + v as f32);
+                (acc * (1.0 / 32_768.0f32) * (1.0 / f32::from(channels))).to_bits()
+            })
+            .collect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&read_wav_mono(&p).expect("whole").samples), want, "{channels} channels");
+        assert_eq!(bits(&read_wav_segment(&p, 100, 500).expect("segment").samples), want[100..600], "{channels} ch");
+        let win = read_wav_window(&p, 0.05, 0.01).expect("window");
+        assert_eq!(bits(&win.samples), want[400..481], "{channels} channels");
+        // Cut the file inside its data: the header still promises every frame.
+        let bytes = fs::read(&p).expect("read");
+        let cut = dir.path().join(format!("cut_{channels}.wav"));
+        fs::write(&cut, &bytes[..bytes.len() - 100]).expect("write");
+        let e = read_wav_mono(&cut).expect_err("truncated");
+        assert!(e.to_string().contains("truncated") && e.to_string().contains(&format!("cut_{channels}.wav")), "{e}");
+    }
+}
