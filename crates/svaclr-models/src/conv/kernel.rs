@@ -174,10 +174,19 @@ fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
                 if sw == 1 {
                     run.copy_from_slice(&x[i0..i0 + run.len()]);
                 } else {
-                    // One bounds check for the run, not one per value.
+                    // One bounds check for the run, not one per value; stride 2 (the stem, the downsampling
+                    // blocks) as pairs, which the compiler turns into shuffles.
                     let src = &x[i0..=i0 + (run.len() - 1) * sw];
-                    for (v, s) in run.iter_mut().zip(src.iter().step_by(sw)) {
-                        *v = *s;
+                    if sw == 2 {
+                        let (body, last) = run.split_at_mut(run.len() - 1);
+                        for (v, pair) in body.iter_mut().zip(src.chunks_exact(2)) {
+                            *v = pair[0];
+                        }
+                        last[0] = src[src.len() - 1];
+                    } else {
+                        for (v, s) in run.iter_mut().zip(src.iter().step_by(sw)) {
+                            *v = *s;
+                        }
                     }
                 }
                 line[zw.end..].fill(0.0);
