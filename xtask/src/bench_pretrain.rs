@@ -13,7 +13,8 @@
 //!    blocks, checks the parameter count, and trains it on inputs of the same shapes.
 //! 3. Repeats both, alternating, `--rounds` times (default 2) and keeps each side's best round: the machine may be
 //!    shared, and a process slowed down by other work measures the machine, not the code.
-//! 4. Prints a table and writes `results/bench/pretrain.{json,md}`: steady-state clips/s (batch size over the median
+//! 4. Prints a table and writes `results/bench/pretrain.{json,md}` (`pretrain-<config stem>.{json,md}` for another
+//!    `--config`, such as `configs/bench/paper_size.json`, the paper's network size): steady-state clips/s (batch size over the median
 //!    step time after the warm-up), every round's clips/s, resident memory before the first step and at its peak
 //!    (`VmRSS` and `VmHWM` of each measured process), the loop's rates, the Burn / PyTorch ratios, and the 1-minute
 //!    load average before and after each shown round.
@@ -255,10 +256,27 @@ pub fn run(args: &[String]) -> Result<()> {
     print!("{md}");
     let out = root.join("results/bench");
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("pretrain.json"), serde_json::to_string_pretty(&doc)? + "\n")?;
-    std::fs::write(out.join("pretrain.md"), &md)?;
-    eprintln!("bench pretrain: wrote results/bench/pretrain.{{json,md}}");
+    let stem = output_stem(&o.config);
+    std::fs::write(out.join(format!("{stem}.json")), serde_json::to_string_pretty(&doc)? + "\n")?;
+    std::fs::write(out.join(format!("{stem}.md")), &md)?;
+    eprintln!("bench pretrain: wrote results/bench/{stem}.{{json,md}}");
     Ok(())
+}
+
+/// The results' file name without extension: `pretrain` for the CPU preset, `pretrain-<config's stem>` for any
+/// other config, so a bench at another size never overwrites the preset's table.
+fn output_stem(config: &str) -> String {
+    if config == DEFAULT_CONFIG {
+        return "pretrain".into();
+    }
+    let stem = Path::new(config).file_stem().and_then(|s| s.to_str()).unwrap_or("config");
+    format!("pretrain-{stem}")
+}
+
+/// A rate with one decimal from 10 up, two from 1, three below (two significant digits or more).
+fn rate_digits(x: f64) -> String {
+    let d = if x >= 10.0 { 1 } else if x >= 1.0 { 2 } else { 3 };
+    format!("{x:.d$}")
 }
 
 fn cpu_name() -> String {
@@ -275,22 +293,24 @@ fn cpu_name() -> String {
 
 fn table(doc: &Value) -> String {
     let f = |v: &Value, d: usize| v.as_f64().map_or("—".to_string(), |x| format!("{x:.d$}"));
+    // clips/s with at least two significant digits: 0.27 clips/s at the paper's size, 70 at the CPU preset's.
+    let rate = |v: &Value| v.as_f64().map_or("—".to_string(), rate_digits);
     let row = |name: &str, v: &Value, rounds: &Value| {
         let growth = match (v["peak_rss_mib"].as_f64(), v["rss_before_mib"].as_f64()) {
             (Some(p), Some(b)) => format!("{:.0}", p - b),
             _ => "—".into(),
         };
         let rounds: Vec<String> =
-            rounds.as_array().map(|r| r.iter().map(|x| f(&x["clips_per_s"], 1)).collect()).unwrap_or_default();
+            rounds.as_array().map(|r| r.iter().map(|x| rate(&x["clips_per_s"])).collect()).unwrap_or_default();
         let e2e = &v["e2e"];
         format!(
             "| {name} | {} | {} | {} | {} | {} | {growth} | {} | {} | {} | {} -> {} |\n",
-            f(&v["clips_per_s"], 1),
+            rate(&v["clips_per_s"]),
             if rounds.is_empty() { "—".to_string() } else { rounds.join(", ") },
             f(&v["median_step_ms"], 0),
             f(&v["rss_before_mib"], 0),
             f(&v["peak_rss_mib"], 0),
-            f(&e2e["loop_clips_per_s"], 1),
+            rate(&e2e["loop_clips_per_s"]),
             f(&e2e["loop_over_step"], 2),
             f(&e2e["loop_over_bench_step"], 2),
             v["load_avg"][0].as_str().unwrap_or("?"),
@@ -387,6 +407,20 @@ mod tests {
     }
 
     #[test]
+    fn rates_keep_two_significant_digits() {
+        assert_eq!(rate_digits(71.54), "71.5");
+        assert_eq!(rate_digits(5.304), "5.30");
+        assert_eq!(rate_digits(0.2714), "0.271");
+    }
+
+    #[test]
+    fn other_configs_get_their_own_results_file() {
+        assert_eq!(output_stem(DEFAULT_CONFIG), "pretrain");
+        assert_eq!(output_stem("configs/bench/paper_size.json"), "pretrain-paper_size");
+        assert_eq!(output_stem("/abs/x.json"), "pretrain-x");
+    }
+
+    #[test]
     fn best_round_is_the_fastest() {
         let rounds = vec![json!({"clips_per_s": 9.0}), json!({"clips_per_s": 21.0}), json!({"clips_per_s": 20.0})];
         assert_eq!(best(&rounds)["clips_per_s"], 21.0);
@@ -425,11 +459,11 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("| Burn (tch-cpu) | 9.0 | 9.0, 8.5 | 7111 | 600 | 900 | 300 | — | — | — | 1.1 -> 1.0 |"),
+            t.contains("| Burn (tch-cpu) | 9.00 | 9.00, 8.50 | 7111 | 600 | 900 | 300 | — | — | — | 1.1 -> 1.0 |"),
             "{t}"
         );
         assert!(
-            t.contains("| PyTorch 2.9.0 | 10.0 | 8.0, 10.0 | 6400 | 690 | 1300 | 610 | — | — | — | 1.2 -> 1.1 |"),
+            t.contains("| PyTorch 2.9.0 | 10.0 | 8.00, 10.0 | 6400 | 690 | 1300 | 610 | — | — | — | 1.2 -> 1.1 |"),
             "{t}"
         );
         assert!(t.contains("Burn (flex) / PyTorch: throughput of the best rounds 2.00; per round"), "{t}");

@@ -25,11 +25,14 @@ fn every_config_parses_into_its_type() {
     for entry in std::fs::read_dir(&configs).expect("configs/").flatten() {
         let dir = entry.path();
         let kind = entry.file_name().to_string_lossy().into_owned();
-        assert!(dir.is_dir(), "{}: configs/ holds only pretrain/, finetune/ and tables/", dir.display());
+        assert!(dir.is_dir(), "{}: configs/ holds only pretrain/, finetune/, tables/ and bench/", dir.display());
         for file in json_files(&dir) {
             let text = std::fs::read_to_string(&file).expect("read");
             let result = match kind.as_str() {
-                "pretrain" => PretrainConfig::parse(&text, &file, None).map(drop).map_err(|e| e.to_string()),
+                // bench/: pre-training configs that only `cargo xtask bench pretrain --config` reads.
+                "pretrain" | "bench" => {
+                    PretrainConfig::parse(&text, &file, None).map(drop).map_err(|e| e.to_string())
+                }
                 "finetune" => FinetuneConfig::parse(&text, &file, None).map(drop).map_err(|e| e.to_string()),
                 "tables" => TableSpec::parse(&text, &file).map(drop).map_err(|e| e.to_string()),
                 _ => panic!("{}: which type is configs/{kind}/?", file.display()),
