@@ -14,10 +14,10 @@
 //! 3. Repeats both, alternating, `--rounds` times (default 2) and keeps each side's best round: the machine may be
 //!    shared, and a process slowed down by other work measures the machine, not the code.
 //! 4. Prints a table and writes `results/bench/pretrain.{json,md}` (`pretrain-<config stem>.{json,md}` for another
-//!    `--config`, such as `configs/bench/paper_size.json`, the paper's network size): steady-state clips/s (batch size over the median
-//!    step time after the warm-up), every round's clips/s, resident memory before the first step and at its peak
-//!    (`VmRSS` and `VmHWM` of each measured process), the loop's rates, the Burn / PyTorch ratios, and the 1-minute
-//!    load average before and after each shown round.
+//!    `--config`, such as `configs/bench/paper_size.json`, the paper's network size): steady-state clips/s (batch
+//!    size over the median step time after the warm-up), every round's clips/s, resident memory before the first
+//!    step and at its peak (`VmRSS` and `VmHWM` of each measured process), the loop's rates, the Burn / PyTorch
+//!    ratios, and the 1-minute load average before and after each shown round.
 //!
 //! `--quick`: 1 warm-up and 3 measured steps, 1 round (about a minute); default 2, 8 and 2.
 
@@ -275,7 +275,13 @@ fn output_stem(config: &str) -> String {
 
 /// A rate with one decimal from 10 up, two from 1, three below (two significant digits or more).
 fn rate_digits(x: f64) -> String {
-    let d = if x >= 10.0 { 1 } else if x >= 1.0 { 2 } else { 3 };
+    let d = if x >= 10.0 {
+        1
+    } else if x >= 1.0 {
+        2
+    } else {
+        3
+    };
     format!("{x:.d$}")
 }
 

@@ -30,9 +30,7 @@ fn every_config_parses_into_its_type() {
             let text = std::fs::read_to_string(&file).expect("read");
             let result = match kind.as_str() {
                 // bench/: pre-training configs that only `cargo xtask bench pretrain --config` reads.
-                "pretrain" | "bench" => {
-                    PretrainConfig::parse(&text, &file, None).map(drop).map_err(|e| e.to_string())
-                }
+                "pretrain" | "bench" => PretrainConfig::parse(&text, &file, None).map(drop).map_err(|e| e.to_string()),
                 "finetune" => FinetuneConfig::parse(&text, &file, None).map(drop).map_err(|e| e.to_string()),
                 "tables" => TableSpec::parse(&text, &file).map(drop).map_err(|e| e.to_string()),
                 _ => panic!("{}: which type is configs/{kind}/?", file.display()),

@@ -106,8 +106,9 @@ fn valid_range(out: usize, size: usize, stride: usize, offset: usize, pad: usize
     lo.min(hi)..hi
 }
 
-/// Visit every (im2col row, output position) pair that reads an input value (for [`col2im`]): `f(col_index, input_index)` for each
-/// run of output width positions, as `(col_start, input_start, len)` with the input advancing by the width stride.
+/// Visit every (im2col row, output position) pair that reads an input value (for [`col2im`]):
+/// `f(col_index, input_index)` for each run of output width positions, as `(col_start, input_start, len)` with the
+/// input advancing by the width stride.
 fn for_each_run(g: &Geometry, mut f: impl FnMut(usize, usize, usize)) {
     let [d, h, w] = g.input;
     let [kd, kh, kw] = g.kernel;
