@@ -73,7 +73,7 @@ pub fn stats(l: &Layout, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let m = l.per_channel() as f64;
     // f32 partial sums would lose digits on long channels; accumulate in f64, channels in parallel.
     let sums: Vec<(f64, f64)> =
-        (0..l.c).into_par_iter().map(|c| pair_sums(l.rows(x, c).zip(l.rows(x, c)), |v, _| v)).collect();
+        (0..l.c).into_par_iter().map(|c| pair_sums(l.rows(x, c).map(|r| (r, r)), |v, _| v)).collect();
     sums.into_iter()
         .map(|(s, q)| {
             let mean = s / m;

@@ -89,12 +89,24 @@ impl Geometry {
     }
 }
 
-/// The kernel taps of a temporal convolution with the output frames each one reads the input for: tap `a` maps
-/// output frame `z` to input frame `z + a - pd`, so over its range of frames it is a `[O, C] x [C, frames x H x W]`
-/// matrix product whose right operand is the input itself, shifted by whole frames (row stride `D*H*W`).
-fn taps(g: &Geometry) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
-    let (od, d, pd) = (g.out()[0], g.input[0], g.padding[0]);
-    (0..g.kernel[0]).map(move |a| (a, valid_range(od, d, 1, a, pd))).filter(|(_, z)| !z.is_empty())
+/// One kernel tap of a temporal convolution over the output frames it reaches, in elements of one channel's
+/// `[D, H, W]` block: tap `a` maps output frame `z` to input frame `z + a - pd`, so over its frames it is a
+/// `[O, C] x [C, len]` matrix product whose right operand is the input itself from element `input` on (channel
+/// stride `D*H*W`), written to the output from element `output` on (channel stride `Do*H*W`).
+struct Tap {
+    a: usize,
+    output: usize,
+    input: usize,
+    len: usize,
+}
+
+/// The taps of a temporal convolution that reach at least one output frame.
+fn taps(g: &Geometry) -> impl Iterator<Item = Tap> {
+    let (od, d, pd, hw) = (g.out()[0], g.input[0], g.padding[0], g.input[1] * g.input[2]);
+    (0..g.kernel[0]).filter_map(move |a| {
+        let z = valid_range(od, d, 1, a, pd);
+        (!z.is_empty()).then(|| Tap { a, output: z.start * hw, input: (z.start + a - pd) * hw, len: z.len() * hw })
+    })
 }
 
 /// The output indices `z` in `0..out` whose input index `z * stride + offset - pad` lies in `0..size`.
@@ -348,23 +360,12 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     per_clip(&mut y, g.output_len(), scratch_len(g), |i, y_n, scratch, par| {
         let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
         if g.temporal() {
-            let ([d, h, w_], kd, pd) = (g.input, g.kernel[0], g.padding[0]);
-            let hw = h * w_;
-            for (a, z) in taps(g) {
+            let (kd, channel) = (g.kernel[0], g.input_len() / g.c);
+            for t in taps(g) {
                 // y_n[:, z] += W[:, tap a] . x_n[:, z + a - pd]; W's tap a: row index o stride K, column index c
                 // stride kd. y_n starts at zero.
-                let src = &x_n[(z.start + a - pd) * hw..];
-                matmul(
-                    &mut y_n[z.start * hw..],
-                    (p, 1),
-                    true,
-                    (o, z.len() * hw, g.c),
-                    &w[a..],
-                    (k, kd),
-                    src,
-                    (d * hw, 1),
-                    par,
-                );
+                let (dst, src) = (&mut y_n[t.output..], &x_n[t.input..]);
+                matmul(dst, (p, 1), true, (o, t.len, g.c), &w[t.a..], (k, kd), src, (channel, 1), par);
             }
         } else {
             let col = columns(g, x_n, scratch);
@@ -385,23 +386,12 @@ pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
         if g.pointwise() {
             matmul(dx_n, (p, 1), false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
         } else if g.temporal() {
-            let ([d, h, w_], kd, pd) = (g.input, g.kernel[0], g.padding[0]);
-            let hw = h * w_;
-            for (a, z) in taps(g) {
+            let (kd, channel) = (g.kernel[0], g.input_len() / g.c);
+            for t in taps(g) {
                 // dx_n[:, z + a - pd] += W[:, tap a]^T . dy_n[:, z]; W's tap a transposed: row index c stride kd,
                 // column index o stride K. dx_n starts at zero.
-                let dst = &mut dx_n[(z.start + a - pd) * hw..];
-                matmul(
-                    dst,
-                    (d * hw, 1),
-                    true,
-                    (g.c, z.len() * hw, o),
-                    &w[a..],
-                    (kd, k),
-                    &dy_n[z.start * hw..],
-                    (p, 1),
-                    par,
-                );
+                let (dst, src) = (&mut dx_n[t.input..], &dy_n[t.output..]);
+                matmul(dst, (channel, 1), true, (g.c, t.len, o), &w[t.a..], (kd, k), src, (p, 1), par);
             }
         } else {
             matmul(dcol, (p, 1), false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
@@ -437,24 +427,13 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
             }
             let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
             if g.temporal() {
-                let ([d, h, w_], kd, pd) = (g.input, g.kernel[0], g.padding[0]);
-                let hw = h * w_;
-                for (a, z) in taps(g) {
+                let (kd, channel) = (g.kernel[0], g.input_len() / g.c);
+                for t in taps(g) {
                     // dW[:, tap a] += dy_n[:, z] . x_n[:, z + a - pd]^T, column-major: dW's tap a has row index o
                     // stride 1 and column index c stride kd*O; x_n shifted and transposed: row index (frame,
                     // pixel) stride 1, column index c stride D*H*W. The partial sums start at zero.
-                    let (lhs, rhs) = (&dyt[z.start * hw * o..], &x_n[(z.start + a - pd) * hw..]);
-                    matmul(
-                        &mut dw_t[a * o..],
-                        (1, kd * o),
-                        true,
-                        (o, g.c, z.len() * hw),
-                        lhs,
-                        (1, o),
-                        rhs,
-                        (1, d * hw),
-                        par,
-                    );
+                    let (dst, lhs, rhs) = (&mut dw_t[t.a * o..], &dyt[t.output * o..], &x_n[t.input..]);
+                    matmul(dst, (1, kd * o), true, (o, g.c, t.len), lhs, (1, o), rhs, (1, channel), par);
                 }
             } else {
                 let col = columns(g, x_n, scratch);
