@@ -8,7 +8,9 @@
 //! - input gradient: `dx_n = col2im(W^T[K, O] . dy_n[O, P])`;
 //! - weight gradient: `dW[O, K] = sum_n dy_n[O, P] . col_n^T[P, K]`.
 //!
-//! A pointwise convolution (1x1x1, stride 1, no padding) skips im2col: `col_n` is `x_n` itself.
+//! A pointwise convolution (1x1x1, stride 1, no padding) skips im2col: `col_n` is `x_n` itself. On a CPU with AVX2
+//! and FMA, the unit-stride spatial and temporal convolutions of large enough planes run the direct kernels of
+//! [`super::direct`] instead (see `direct_here`); the im2col + gemm path stays for everything else and other CPUs.
 //!
 //! Threads: clips run in parallel (each with its own im2col buffer and a single-threaded gemm) when the batch has
 //! at least as many clips as threads; otherwise clips run one after another with a threaded gemm. The weight
@@ -16,6 +18,8 @@
 //! the same bit for bit whatever the thread count or scheduling.
 
 use rayon::prelude::*;
+
+use super::direct;
 
 /// Number of batch chunks of the weight gradient (fixed, so its summation order never depends on the threads).
 const WEIGHT_GRAD_CHUNKS: usize = 8;
@@ -351,15 +355,30 @@ fn per_clip(
     }
 }
 
+/// Whether the direct kernels of [`super::direct`] compute `g` on this machine: a convolution they cover and on which
+/// they pay, a CPU with AVX2 and FMA, and enough clips for one thread each (they are single-threaded per clip).
+fn direct_here(g: &Geometry) -> bool {
+    direct::form(g).is_some_and(|d| direct::pays(&d)) && direct::available() && clips_in_parallel(g.n)
+}
+
 /// Forward: `x` `[N, C, D, H, W]`, `w` `[O, K]` -> `[N, O, Do, Ho, Wo]`.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    forward_with(g, x, w, direct_here(g))
+}
+
+fn forward_with(g: &Geometry, x: &[f32], w: &[f32], direct: bool) -> Vec<f32> {
     let (k, p, o) = (g.k(), g.p(), g.o);
     assert_eq!(x.len(), g.n * g.input_len(), "conv kernel: input size");
     assert_eq!(w.len(), o * k, "conv kernel: weight size");
     let mut y = vec![0.0f32; g.n * g.output_len()];
-    per_clip(&mut y, g.output_len(), scratch_len(g), |i, y_n, scratch, par| {
+    let form = direct.then(|| direct::form(g)).flatten();
+    let blocked = form.map(|d| direct::forward_weights(&d, w));
+    let scratch = form.map_or_else(|| scratch_len(g), |d| direct::scratch_len(&d));
+    per_clip(&mut y, g.output_len(), scratch, |i, y_n, scratch, par| {
         let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
-        if g.temporal() {
+        if let (Some(d), Some(wb)) = (&form, &blocked) {
+            direct::forward_clip(d, x_n, wb, y_n, scratch);
+        } else if g.temporal() {
             let (kd, channel) = (g.kernel[0], g.input_len() / g.c);
             for t in taps(g) {
                 // y_n[:, z] += W[:, tap a] . x_n[:, z + a - pd]; W's tap a: row index o stride K, column index c
@@ -377,13 +396,22 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 
 /// Input gradient: `dy` `[N, O, Do, Ho, Wo]`, `w` `[O, K]` -> `[N, C, D, H, W]`.
 pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    input_grad_with(g, dy, w, direct_here(g))
+}
+
+fn input_grad_with(g: &Geometry, dy: &[f32], w: &[f32], direct: bool) -> Vec<f32> {
     let (k, p, o) = (g.k(), g.p(), g.o);
     assert_eq!(dy.len(), g.n * g.output_len(), "conv kernel: output gradient size");
     let mut dx = vec![0.0f32; g.n * g.input_len()];
-    per_clip(&mut dx, g.input_len(), scratch_len(g), |i, dx_n, dcol, par| {
+    let form = direct.then(|| direct::form(g)).flatten();
+    let blocked = form.map(|d| direct::input_grad_weights(&d, w));
+    let scratch = form.map_or_else(|| scratch_len(g), |d| direct::scratch_len(&d));
+    per_clip(&mut dx, g.input_len(), scratch, |i, dx_n, dcol, par| {
         let dy_n = &dy[i * g.output_len()..(i + 1) * g.output_len()];
         // W^T: row index k has stride 1, column index o has stride K.
-        if g.pointwise() {
+        if let (Some(d), Some(wb)) = (&form, &blocked) {
+            direct::input_grad_clip(d, dy_n, wb, dx_n, dcol);
+        } else if g.pointwise() {
             matmul(dx_n, (p, 1), false, (k, p, o), w, (1, k), dy_n, (p, 1), par);
         } else if g.temporal() {
             let (kd, channel) = (g.kernel[0], g.input_len() / g.c);
@@ -403,6 +431,10 @@ pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
 
 /// Weight gradient: `x` `[N, C, D, H, W]`, `dy` `[N, O, Do, Ho, Wo]` -> `[O, K]`.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    weight_grad_with(g, x, dy, direct_here(g))
+}
+
+fn weight_grad_with(g: &Geometry, x: &[f32], dy: &[f32], direct: bool) -> Vec<f32> {
     let (k, p, o, n) = (g.k(), g.p(), g.o, g.n);
     assert_eq!(x.len(), n * g.input_len(), "conv kernel: input size");
     assert_eq!(dy.len(), n * g.output_len(), "conv kernel: output gradient size");
@@ -415,9 +447,19 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     // column-major from `dy_n` with O contiguous; the natural row-major `dy_n . col^T` makes gemm transpose the
     // problem and pack `col` (`[K, P]`, P contiguous) with a strided gather as large as im2col itself.
     let mut partials = vec![0.0f32; chunks * o * k];
-    per_clip(&mut partials, o * k, col_len + p * o, |j, dw_t, scratch, par| {
-        let (scratch, dyt) = scratch.split_at_mut(col_len);
+    let form = direct.then(|| direct::form(g)).flatten();
+    let scratch = form.map_or(col_len + p * o, |d| direct::scratch_len(&d));
+    per_clip(&mut partials, o * k, scratch, |j, dw_t, scratch, par| {
         let (lo, hi) = bounds(j);
+        if let Some(d) = &form {
+            for i in lo..hi {
+                let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
+                let dy_n = &dy[i * g.output_len()..(i + 1) * g.output_len()];
+                direct::weight_grad_clip(d, x_n, dy_n, dw_t, scratch);
+            }
+            return;
+        }
+        let (scratch, dyt) = scratch.split_at_mut(col_len);
         for i in lo..hi {
             let dy_n = &dy[i * g.output_len()..(i + 1) * g.output_len()];
             for (oi, dy_row) in dy_n.chunks_exact(p).enumerate() {
@@ -461,171 +503,5 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The convolution by its definition, in f64.
-    fn naive(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f64> {
-        let [d, h, wd] = g.input;
-        let [kd, kh, kw] = g.kernel;
-        let [od, oh, ow] = g.out();
-        let mut y = vec![0.0f64; g.n * g.output_len()];
-        for n in 0..g.n {
-            for o in 0..g.o {
-                for z1 in 0..od {
-                    for z2 in 0..oh {
-                        for z3 in 0..ow {
-                            let mut acc = 0.0f64;
-                            for c in 0..g.c {
-                                for a in 0..kd {
-                                    for b in 0..kh {
-                                        for e in 0..kw {
-                                            let id = (z1 * g.stride[0] + a) as isize - g.padding[0] as isize;
-                                            let ih = (z2 * g.stride[1] + b) as isize - g.padding[1] as isize;
-                                            let iw = (z3 * g.stride[2] + e) as isize - g.padding[2] as isize;
-                                            if id < 0 || ih < 0 || iw < 0 {
-                                                continue;
-                                            }
-                                            let (id, ih, iw) = (id as usize, ih as usize, iw as usize);
-                                            if id >= d || ih >= h || iw >= wd {
-                                                continue;
-                                            }
-                                            let xv = x[(((n * g.c + c) * d + id) * h + ih) * wd + iw] as f64;
-                                            let wv = w[(((o * g.c + c) * kd + a) * kh + b) * kw + e] as f64;
-                                            acc += xv * wv;
-                                        }
-                                    }
-                                }
-                            }
-                            y[(((n * g.o + o) * od + z1) * oh + z2) * ow + z3] = acc;
-                        }
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
-
-    fn dot(a: &[f32], b: &[f64]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| *x as f64 * y).sum()
-    }
-
-    #[test]
-    fn valid_range_matches_a_scan() {
-        for out in 0..6 {
-            for size in 1..7 {
-                for stride in 1..4 {
-                    for offset in 0..4 {
-                        for pad in 0..4 {
-                            let want: Vec<usize> = (0..out)
-                                .filter(|&z| {
-                                    let i = (z * stride + offset) as isize - pad as isize;
-                                    i >= 0 && (i as usize) < size
-                                })
-                                .collect();
-                            let got: Vec<usize> = valid_range(out, size, stride, offset, pad).collect();
-                            assert_eq!(got, want, "out {out} size {size} stride {stride} offset {offset} pad {pad}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The scratch memory is reused between calls and geometries: whatever an earlier call left in it (here NaN)
-    /// must not reach a result, so every result equals the one computed with fresh memory, bit for bit.
-    #[test]
-    fn results_do_not_depend_on_what_the_scratch_held() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
-        let geo = |n, c, input, o, kernel, stride, padding| Geometry { n, c, input, o, kernel, stride, padding };
-        for g in [
-            geo(2, 3, [4, 9, 9], 5, [1, 3, 3], [1, 2, 2], [0, 1, 1]),
-            geo(3, 4, [5, 6, 7], 2, [3, 1, 1], [2, 1, 1], [1, 0, 0]),
-            geo(2, 3, [4, 8, 8], 4, [3, 3, 3], [1, 1, 1], [1, 1, 1]),
-            geo(1, 2, [2, 11, 10], 3, [1, 7, 7], [1, 2, 2], [0, 3, 3]),
-            geo(3, 4, [5, 3, 4], 3, [3, 1, 1], [1, 1, 1], [1, 0, 0]),
-        ] {
-            let x = values(g.n * g.input_len(), 11);
-            let w = values(g.o * g.k(), 12);
-            let dy = values(g.n * g.output_len(), 13);
-            let run = |dirty: bool| {
-                pool.install(|| {
-                    SCRATCH.set(if dirty { vec![f32::NAN; 1 << 16] } else { Vec::new() });
-                    let y = forward(&g, &x, &w);
-                    if dirty {
-                        SCRATCH.set(vec![f32::NAN; 1 << 16]);
-                    }
-                    let dx = input_grad(&g, &dy, &w);
-                    if dirty {
-                        SCRATCH.set(vec![f32::NAN; 1 << 16]);
-                    }
-                    (y, dx, weight_grad(&g, &x, &dy))
-                })
-            };
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-            let (clean, dirty) = (run(false), run(true));
-            assert_eq!(bits(&dirty.0), bits(&clean.0), "{g:?}: forward");
-            assert_eq!(bits(&dirty.1), bits(&clean.1), "{g:?}: input gradient");
-            assert_eq!(bits(&dirty.2), bits(&clean.2), "{g:?}: weight gradient");
-            assert!(clean.0.iter().chain(&clean.1).chain(&clean.2).all(|v| v.is_finite()), "{g:?}");
-        }
-    }
-
-    /// Forward against the definition; both gradients against the adjoint identities
-    /// `<dy, conv(x, w)> = <input_grad(dy, w), x> = <weight_grad(x, dy), w>`, for kernels, strides and paddings of
-    /// the encoders and a few odd ones.
-    #[test]
-    fn forward_and_gradients_agree_with_the_definition() {
-        let geo = |n, c, input, o, kernel, stride, padding| Geometry { n, c, input, o, kernel, stride, padding };
-        let cases = [
-            geo(2, 3, [4, 9, 9], 5, [1, 3, 3], [1, 2, 2], [0, 1, 1]),
-            geo(3, 4, [5, 6, 7], 2, [3, 1, 1], [2, 1, 1], [1, 0, 0]),
-            geo(2, 3, [4, 8, 8], 4, [3, 3, 3], [1, 1, 1], [1, 1, 1]),
-            geo(9, 2, [3, 5, 5], 3, [1, 1, 1], [1, 1, 1], [0, 0, 0]),
-            geo(2, 3, [3, 6, 6], 2, [1, 1, 1], [2, 2, 2], [0, 0, 0]),
-            geo(1, 2, [2, 11, 10], 3, [1, 7, 7], [1, 2, 2], [0, 3, 3]),
-            geo(2, 1, [1, 7, 6], 2, [1, 2, 3], [1, 3, 2], [0, 2, 1]),
-            // Temporal convolutions (no im2col): R(2+1)D's, an unpadded one, one wider than the clip, a 1-frame one.
-            geo(3, 4, [5, 3, 4], 3, [3, 1, 1], [1, 1, 1], [1, 0, 0]),
-            geo(2, 3, [6, 2, 3], 5, [3, 1, 1], [1, 1, 1], [0, 0, 0]),
-            geo(2, 2, [2, 3, 3], 2, [5, 1, 1], [1, 1, 1], [2, 0, 0]),
-            geo(1, 3, [1, 2, 2], 4, [1, 1, 1], [1, 1, 1], [1, 0, 0]),
-        ];
-        for (seed, g) in cases.into_iter().enumerate() {
-            let (n, o) = (g.n, g.o);
-            let x = values(n * g.input_len(), seed as u64 * 3 + 1);
-            let w = values(o * g.k(), seed as u64 * 3 + 2);
-            let dy = values(n * g.output_len(), seed as u64 * 3 + 3);
-            let want = naive(&g, &x, &w);
-            let got = forward(&g, &x, &w);
-            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            let err = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
-            assert!(err <= 1e-5 * scale.max(1.0), "{g:?}: forward error {err}");
-            // <dy, conv(x, w)> by the definition, and the magnitude of the terms it sums (for the tolerance).
-            let lhs = dot(&dy, &want);
-            let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
-            let size = dot(&abs(&dy), &naive(&g, &abs(&x), &abs(&w)));
-            let dx = input_grad(&g, &dy, &w);
-            let dw = weight_grad(&g, &x, &dy);
-            let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-            let (via_x, via_w) = (dot(&dx, &to64(&x)), dot(&dw, &to64(&w)));
-            // One term of the sum is at least 1/(N*O*P*K) of `size`; float32 rounding is far below that.
-            let tol = 1e-6 * size;
-            assert!(tol * ((n * o * g.p() * g.k()) as f64) < size, "tolerance must resolve a single term");
-            assert!((via_x - lhs).abs() <= tol, "{g:?}: input gradient {via_x} vs {lhs}");
-            assert!((via_w - lhs).abs() <= tol, "{g:?}: weight gradient {via_w} vs {lhs}");
-        }
-    }
-}
+#[path = "kernel_tests.rs"]
+mod tests;

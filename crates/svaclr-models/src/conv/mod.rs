@@ -16,6 +16,7 @@
 // burn-tch (the `LibTorch` selector and `tch` module) is deprecated upstream but still supported (docs/backends.md).
 #![cfg_attr(feature = "tch", allow(deprecated))]
 
+mod direct;
 pub mod kernel;
 #[cfg(feature = "tch")]
 mod tch;

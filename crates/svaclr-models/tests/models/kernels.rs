@@ -116,8 +116,10 @@ fn conv_agrees_with_burn_conv(device: Device) {
     }
     let ad = device.clone().autodiff();
     // (input [N, C, T, H, W], channels out, kernel, stride, padding, bias)
-    let cases3: [([usize; 5], usize, [usize; 3], [usize; 3], [usize; 3], bool); 6] = [
+    // The unit-stride spatial and temporal ones run the direct kernels on an AVX2 + FMA CPU (svaclr_models::conv).
+    let cases3: [([usize; 5], usize, [usize; 3], [usize; 3], [usize; 3], bool); 7] = [
         ([3, 3, 4, 20, 18], 6, [1, 7, 7], [1, 2, 2], [0, 3, 3], false),
+        ([3, 5, 2, 12, 11], 7, [1, 3, 3], [1, 1, 1], [0, 1, 1], true),
         ([2, 6, 4, 9, 9], 8, [3, 1, 1], [1, 1, 1], [1, 0, 0], false),
         ([5, 4, 5, 8, 7], 6, [1, 3, 3], [1, 2, 2], [0, 1, 1], true),
         ([2, 4, 5, 6, 6], 3, [3, 1, 1], [2, 1, 1], [1, 0, 0], false),
@@ -151,8 +153,12 @@ fn conv_agrees_with_burn_conv(device: Device) {
         }
     }
     // The audio encoder's 2D convolutions (stem 7x7 / 2, blocks 3x3, 1x1 / 2 shortcuts).
-    let cases2: [([usize; 4], usize, usize, usize, usize); 3] =
-        [([3, 1, 40, 50], 4, 7, 2, 3), ([4, 4, 10, 13], 8, 3, 2, 1), ([4, 4, 10, 13], 8, 1, 2, 0)];
+    let cases2: [([usize; 4], usize, usize, usize, usize); 4] = [
+        ([3, 1, 40, 50], 4, 7, 2, 3),
+        ([4, 4, 10, 13], 8, 3, 2, 1),
+        ([4, 4, 10, 13], 8, 3, 1, 1),
+        ([4, 4, 10, 13], 8, 1, 2, 0),
+    ];
     for (i, (shape, o, k, s, p)) in cases2.into_iter().enumerate() {
         ad.seed(400 + i as u64);
         let conv = Conv2dConfig::new([shape[1], o], [k, k])
