@@ -1,19 +1,22 @@
-//! Direct spatial convolutions on AVX2 + FMA: `1 x kh x kw` kernels with unit stride (R(2+1)D's `1x3x3`
-//! convolutions outside the downsampling blocks, ResNet-9's `3x3` ones), without im2col.
+//! Direct spatial convolutions on AVX2 + FMA: `1 x kh x kw` kernels (R(2+1)D's `1x3x3` and `1x7x7` ones, ResNet-9's
+//! `3x3` and `7x7`), and temporal `kd x 1 x 1` ones seen as `kd x 1` over the `[D, H*W]` plane, without im2col.
 //!
-//! A clip's frames are first copied zero-padded in height and width into `[C, D, Hp, Wp]` (plus slack at the
-//! end). In that layout output position `q = h * Wp + w` of a frame reads, for kernel tap `(b, e)`, the padded frame
-//! at `q + b * Wp + e`: every tap is the same contiguous run shifted by a constant. Positions with `w >= Wo` are
-//! computed too and never stored (the "padded width"); they cost `Wp / Wo - 1` extra work.
+//! A clip's frames are first copied zero-padded in height and width, so that output position `q = h * Wq + w` of a
+//! frame reads, for each kernel tap, one value at a constant offset from `q`: every (channel, tap) pair is the same
+//! contiguous run shifted by a constant (an "entry"). Unit stride: the layout is `[C, D, Hp, Wp]` and tap `(b, e)`
+//! sits at `b * Wp + e`. Stride `(sh, sw)`: each channel is split into its `sh * sw` phases (rows `ry` mod `sh`,
+//! columns `rx` mod `sw` of the padded frame), each a `[Hq, Wq]` plane, so that tap `(b, e)` reads phase
+//! `(b mod sh, e mod sw)` at `(b / sh) * Wq + e / sw`: a strided convolution is a unit-stride one over the phases.
+//! Positions with `w >= Wo` are computed too and never stored (the "padded width").
 //!
-//! - Forward: a register tile of up to [`OUT_BLOCK`] output channels x 16 positions accumulates, over input channels
-//!   and taps, one broadcast weight times two unaligned vector loads of the padded input: no im2col matrix and no
-//!   packing, which on our narrow convolutions (8-64 channels) cost more than the arithmetic.
-//! - Input gradient: for unit stride it is the forward convolution of the output gradient, padded by
+//! - Forward: a register tile of up to [`OUT_BLOCK`] output channels x 16 positions accumulates, over the entries,
+//!   one broadcast weight times two unaligned vector loads: no im2col matrix and no gemm packing, which on our narrow
+//!   convolutions (3-64 channels) cost more than the arithmetic.
+//! - Input gradient (unit stride only): the forward convolution of the output gradient, padded by
 //!   `(kh - 1 - ph, kw - 1 - pw)`, with the kernel flipped in space and its channel axes swapped.
-//! - Weight gradient: `dW[o, c, b, e] = sum over frames and q of dy[o, q] * xpad[c, q + b * Wp + e]`, with the
-//!   output gradient in the padded-width layout (zeros at `w >= Wo`), as a tile of up to 4 output channels x 3
-//!   kernel columns of vector partial sums, reduced across lanes at the end.
+//! - Weight gradient: `dW[o, entry] = sum over frames and q of dy[o, q] * xpad[q + offset(entry)]`, with the output
+//!   gradient in the padded-width layout (zeros at `w >= Wo`), as a tile of up to 4 output channels x 3 entries of
+//!   vector partial sums, reduced across lanes at the end.
 //!
 //! Every clip is computed by one thread in a fixed order, so results do not depend on the thread count. The
 //! summation order differs from the im2col + gemm path, so the two agree to float32 rounding, not bit for bit.
@@ -26,9 +29,11 @@ const LANES: usize = 8;
 const POSITIONS: usize = 2 * LANES;
 /// Output channels per forward register tile.
 const OUT_BLOCK: usize = 6;
-/// Output channels and kernel taps per weight-gradient register tile.
+/// Output channels and entries per weight-gradient register tile.
 const WG_OUT: usize = 4;
 const WG_TAPS: usize = 3;
+/// The smallest share of computed positions that are stored for [`pays`].
+const MIN_USEFUL: f64 = 0.75;
 
 /// Whether this CPU runs the direct kernels (x86-64 with AVX2 and FMA).
 pub fn available() -> bool {
@@ -44,12 +49,18 @@ pub fn available() -> bool {
     }
 }
 
-/// Whether `g` is a convolution the direct kernels compute: kernel `[1, kh, kw]` larger than `1x1`, unit stride,
-/// no time padding and at most `k - 1` padding per spatial axis (so the input gradient is a forward convolution).
-pub fn covers(g: &Geometry) -> bool {
+/// Whether `g` is a convolution the direct forward and weight gradient compute: kernel `[1, kh, kw]` larger than
+/// `1x1`, no stride or padding in time.
+fn covers(g: &Geometry) -> bool {
     let [kd, kh, kw] = g.kernel;
-    let [pd, ph, pw] = g.padding;
-    kd == 1 && kh * kw > 1 && g.stride == [1, 1, 1] && pd == 0 && ph < kh && pw < kw && g.output().is_some()
+    kd == 1 && kh * kw > 1 && g.stride[0] == 1 && g.padding[0] == 0 && g.output().is_some()
+}
+
+/// Whether the direct input gradient computes `g` (a [covered](covers) one): unit stride and at most `k - 1` padding
+/// per axis, so that it is a forward convolution of the output gradient.
+pub fn covers_input_grad(g: &Geometry) -> bool {
+    let ([_, kh, kw], [_, ph, pw]) = (g.kernel, g.padding);
+    g.stride == [1, 1, 1] && ph < kh && pw < kw
 }
 
 /// The convolution the direct kernels compute `g` as, if any: `g` itself when they [cover](covers) it; a temporal
@@ -68,79 +79,130 @@ pub fn form(g: &Geometry) -> Option<Geometry> {
     covers(&form).then_some(form)
 }
 
-/// Whether the direct kernels pay on `g`: it is [`covered`](covers), and at least [`MIN_USEFUL`] of the positions
-/// the forward tiles compute are stored. Below that (planes of 4x4 and smaller) the padded width and the rounding to
-/// whole tiles waste more than im2col costs; measured per geometry on the CPU preset (docs/training.md).
+/// Whether the direct kernels pay on `g` (a [`form`]): at least [`MIN_USEFUL`] of the positions the forward tiles
+/// compute are stored. Below that (planes of 4x4 and smaller) the padded width and the rounding to whole tiles waste
+/// more than im2col costs; measured per geometry on the CPU preset (docs/training.md).
 pub fn pays(g: &Geometry) -> bool {
-    covers(g) && {
-        let (p, _) = planes(g);
-        (p.ho * p.wo) as f64 >= MIN_USEFUL * p.positions(POSITIONS) as f64
-    }
+    let p = Plane::forward(g);
+    (p.ho * p.wo) as f64 >= MIN_USEFUL * p.positions(POSITIONS) as f64
 }
 
-/// The smallest share of computed positions that are stored for [`pays`].
-const MIN_USEFUL: f64 = 0.75;
-
-/// The spatial layout shared by the three passes: input `[h, w]`, padding, kernel, and the padded frame.
+/// The spatial layout of one pass: input `[h, w]`, padding, kernel, stride, the phase planes and the output.
 #[derive(Clone, Copy, Debug)]
-pub struct Plane {
+struct Plane {
     h: usize,
     w: usize,
     ph: usize,
     pw: usize,
     kh: usize,
     kw: usize,
-    /// Padded frame width and height.
-    wp: usize,
-    hp: usize,
+    sh: usize,
+    sw: usize,
+    /// Phase plane height and width (the padded frame's when the stride is 1).
+    hq: usize,
+    wq: usize,
     /// Output height and width.
     ho: usize,
     wo: usize,
 }
 
 impl Plane {
-    fn new([h, w]: [usize; 2], [ph, pw]: [usize; 2], [kh, kw]: [usize; 2]) -> Self {
+    fn new([h, w]: [usize; 2], [ph, pw]: [usize; 2], [kh, kw]: [usize; 2], [sh, sw]: [usize; 2]) -> Self {
         let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-        Plane { h, w, ph, pw, kh, kw, wp, hp, ho: hp + 1 - kh, wo: wp + 1 - kw }
+        let (hq, wq) = (hp.div_ceil(sh), wp.div_ceil(sw));
+        Plane { h, w, ph, pw, kh, kw, sh, sw, hq, wq, ho: (hp - kh) / sh + 1, wo: (wp - kw) / sw + 1 }
+    }
+
+    /// The plane of `g`'s forward (and weight gradient).
+    fn forward(g: &Geometry) -> Self {
+        let [_, h, w] = g.input;
+        let ([_, ph, pw], [_, kh, kw], [_, sh, sw]) = (g.padding, g.kernel, g.stride);
+        Plane::new([h, w], [ph, pw], [kh, kw], [sh, sw])
+    }
+
+    /// The plane of `g`'s input gradient as a forward convolution of `dy` ([`covers_input_grad`]).
+    fn input_grad(g: &Geometry) -> Self {
+        let f = Plane::forward(g);
+        Plane::new([f.ho, f.wo], [f.kh - 1 - f.ph, f.kw - 1 - f.pw], [f.kh, f.kw], [1, 1])
     }
 
     /// Padded-width output positions of one frame, rounded up to `multiple`.
     fn positions(&self, multiple: usize) -> usize {
-        (self.ho * self.wp).div_ceil(multiple) * multiple
+        (self.ho * self.wq).div_ceil(multiple) * multiple
     }
 
+    /// Values of one phase plane.
     fn frame(&self) -> usize {
-        self.hp * self.wp
+        self.hq * self.wq
     }
 
-    /// Offset of tap `(b, e)` in the padded frame.
-    fn taps(&self) -> Vec<usize> {
-        (0..self.kh).flat_map(|b| (0..self.kw).map(move |e| b * self.wp + e)).collect()
+    fn phases(&self) -> usize {
+        self.sh * self.sw
+    }
+
+    /// Every (input channel, kernel tap) pair as `(offset, k)`: where its run starts in a padded clip of `cin`
+    /// channels and `frames` frames (relative to the frame), and its index `(c * kh + b) * kw + e` in the weight.
+    fn entries(&self, cin: usize, frames: usize) -> Vec<(usize, usize)> {
+        let (kh, kw, sh, sw) = (self.kh, self.kw, self.sh, self.sw);
+        let channel = frames * self.frame();
+        let mut out = Vec::with_capacity(cin * kh * kw);
+        for c in 0..cin {
+            for b in 0..kh {
+                for e in 0..kw {
+                    let phase = (c * sh + b % sh) * sw + e % sw;
+                    out.push((phase * channel + (b / sh) * self.wq + e / sw, (c * kh + b) * kw + e));
+                }
+            }
+        }
+        out
     }
 
     /// Values of a padded clip of `channels x frames`, with the slack the vector tiles read past the last frame.
     fn padded_len(&self, channels: usize, frames: usize) -> usize {
-        channels * frames * self.frame() + self.positions(POSITIONS) + self.kh * self.wp + self.kw
+        channels * self.phases() * frames * self.frame() + self.positions(POSITIONS) + self.kh * self.wq + self.kw
     }
 
-    /// Copy `src` `[channels, frames, h, w]` into `dst` zero-padded (every value of `dst` is written).
-    fn pad(&self, src: &[f32], dst: &mut [f32]) {
-        let (h, w, wp) = (self.h, self.w, self.wp);
+    /// Copy `src` `[channels, frames, h, w]` into `dst` zero-padded and split into phases, `[channels, sh, sw,
+    /// frames, hq, wq]` (every value of `dst` is written).
+    fn pad(&self, src: &[f32], channels: usize, dst: &mut [f32]) {
+        let (h, w, wq) = (self.h, self.w, self.wq);
         let planes = src.len() / (h * w);
-        let body = planes * self.frame();
-        for (frame, out) in src.chunks_exact(h * w).zip(dst[..body].chunks_exact_mut(self.frame())) {
-            out[..self.ph * wp].fill(0.0);
-            for (row, line) in frame.chunks_exact(w).zip(out[self.ph * wp..].chunks_exact_mut(wp)) {
-                line[..self.pw].fill(0.0);
-                line[self.pw..self.pw + w].copy_from_slice(row);
-                line[self.pw + w..].fill(0.0);
+        let body = planes * self.phases() * self.frame();
+        if self.phases() == 1 {
+            for (frame, out) in src.chunks_exact(h * w).zip(dst[..body].chunks_exact_mut(self.frame())) {
+                out[..self.ph * wq].fill(0.0);
+                for (row, line) in frame.chunks_exact(w).zip(out[self.ph * wq..].chunks_exact_mut(wq)) {
+                    line[..self.pw].fill(0.0);
+                    line[self.pw..self.pw + w].copy_from_slice(row);
+                    line[self.pw + w..].fill(0.0);
+                }
+                out[(self.ph + h) * wq..].fill(0.0);
             }
-            out[(self.ph + h) * wp..].fill(0.0);
+        } else {
+            let (frames, frame) = (planes / channels, self.frame());
+            let (sh, sw, ph, pw) = (self.sh, self.sw, self.ph, self.pw);
+            for (plane, out) in dst[..body].chunks_exact_mut(frame).enumerate() {
+                // Plane index ((c * sh + ry) * sw + rx) * frames + z; its value (r, s) is the padded frame's
+                // (sh * r + ry, sw * s + rx), which is x[sh * r + ry - ph, sw * s + rx - pw] or padding.
+                let (z, phase) = (plane % frames, plane / frames);
+                let (rx, ry, c) = (phase % sw, phase / sw % sh, phase / (sw * sh));
+                let x = &src[(c * frames + z) * h * w..][..h * w];
+                for (r, line) in out.chunks_exact_mut(wq).enumerate() {
+                    let i = (sh * r + ry).wrapping_sub(ph);
+                    if i >= h {
+                        line.fill(0.0);
+                        continue;
+                    }
+                    for (s, v) in line.iter_mut().enumerate() {
+                        let j = (sw * s + rx).wrapping_sub(pw);
+                        *v = if j < w { x[i * w + j] } else { 0.0 };
+                    }
+                }
+            }
         }
         dst[body..].fill(0.0);
     }
 }
-
 /// The forward tiles' output-channel blocks `(first, size)`: as few as [`OUT_BLOCK`] allows, of nearly equal sizes
 /// (8 channels are two tiles of 4, not 6 + 2, whose second would run at a third of the first's throughput).
 fn blocks(cout: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -148,95 +210,103 @@ fn blocks(cout: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..count).map(move |i| (i * cout / count, (i + 1) * cout / count - i * cout / count))
 }
 
-/// Weights `[cout, cin, taps]` (through `get(o, c, t)`) regrouped for the forward tiles: one `[cin, taps, size]`
-/// block per [`blocks`] entry.
-fn blocked(cout: usize, cin: usize, taps: usize, get: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
-    let mut out = Vec::with_capacity(cout * cin * taps);
-    for (o0, nb) in blocks(cout) {
-        for c in 0..cin {
-            for t in 0..taps {
-                out.extend((0..nb).map(|j| get(o0 + j, c, t)));
-            }
-        }
-    }
-    out
+/// A forward convolution in the tiles' layout: the entries' offsets, and the weights regrouped into one
+/// `[entries, size]` block per [`blocks`] entry.
+pub struct Prepared {
+    offsets: Vec<usize>,
+    weights: Vec<f32>,
 }
 
-/// One clip of a forward convolution on the padded input `xp` (`cin` channels of `frames` padded frames): `y`
-/// `[cout, frames, ho, wo]` from the blocked weights `wb`. `buf` holds [`OUT_BLOCK`] padded-width output frames.
-fn conv_clip(p: &Plane, cin: usize, frames: usize, xp: &[f32], wb: &[f32], y: &mut [f32], buf: &mut [f32]) {
-    let taps = p.taps();
+impl Prepared {
+    /// `get(o, k)` is the weight of output channel `o` at entry index `k` (see [`Plane::entries`]).
+    fn new(entries: &[(usize, usize)], cout: usize, get: impl Fn(usize, usize) -> f32) -> Self {
+        let mut weights = Vec::with_capacity(cout * entries.len());
+        for (o0, nb) in blocks(cout) {
+            for &(_, k) in entries {
+                weights.extend((0..nb).map(|j| get(o0 + j, k)));
+            }
+        }
+        Prepared { offsets: entries.iter().map(|e| e.0).collect(), weights }
+    }
+}
+
+/// Forward of `g` (a [`form`]; `w` `[O, K]`) in the tiles' layout.
+pub fn forward_weights(g: &Geometry, w: &[f32]) -> Prepared {
+    let entries = Plane::forward(g).entries(g.c, g.input[0]);
+    Prepared::new(&entries, g.o, |o, k| w[o * g.k() + k])
+}
+
+/// Input gradient of `g` ([`covers_input_grad`]): a forward convolution over `dy`'s `O` channels with the kernel
+/// flipped in space and the channel axes swapped.
+pub fn input_grad_weights(g: &Geometry, w: &[f32]) -> Prepared {
+    let taps = g.kernel[1] * g.kernel[2];
+    let entries = Plane::input_grad(g).entries(g.o, g.input[0]);
+    // Entry k = o * taps + t of the flipped kernel is tap taps - 1 - t of W[o, c].
+    Prepared::new(&entries, g.c, |c, k| w[(k / taps * g.c + c) * taps + taps - 1 - k % taps])
+}
+
+/// One clip of a forward convolution on the padded input `xp` (`frames` frames per phase plane): `y`
+/// `[cout, frames, ho, wo]`. `buf` holds [`OUT_BLOCK`] padded-width output frames.
+fn conv_clip(p: &Plane, frames: usize, xp: &[f32], prep: &Prepared, y: &mut [f32], buf: &mut [f32]) {
+    let offsets = &prep.offsets;
     let (frame, qn) = (p.frame(), p.positions(POSITIONS));
     let cout = y.len() / (frames * p.ho * p.wo);
-    let channel = frames * frame;
-    // The furthest value a tile reads: last channel, last frame, last tile, last tap, second vector's last lane.
-    let reach = (cin - 1) * channel + (frames - 1) * frame + qn - 1 + taps[taps.len() - 1];
-    assert!(reach < xp.len() && wb.len() == cout * cin * taps.len() && buf.len() >= OUT_BLOCK * qn);
+    // The furthest value a tile reads: last frame, last tile, furthest entry, second vector's last lane.
+    let reach = (frames - 1) * frame + qn - 1 + offsets.iter().max().copied().unwrap_or(0);
+    assert!(reach < xp.len() && prep.weights.len() == cout * offsets.len() && buf.len() >= OUT_BLOCK * qn);
     for z in 0..frames {
         for (o0, nb) in blocks(cout) {
-            let w = &wb[o0 * cin * taps.len()..];
+            let w = &prep.weights[o0 * offsets.len()..];
             for q in (0..qn).step_by(POSITIONS) {
                 let x = &xp[z * frame + q..];
                 let out = &mut buf[q..];
-                // SAFETY: `available()` was checked by the caller (see `applies_here`); the assert above bounds
-                // every read of `x` (at most `reach - z * frame - q` past its start) and `w` (`cin * taps * nb`),
-                // and `out` holds `nb` rows of stride `qn` from `q` with `POSITIONS` values each.
+                // SAFETY: `available()` was checked by the caller (`direct_here` in the kernel module); the assert
+                // above bounds every read of `x` (at most `reach - z * frame - q` past its start) and `w`
+                // (`offsets.len() * nb` values), and `out` holds `nb` rows of stride `qn` from `q` with `POSITIONS`
+                // values each.
                 unsafe {
                     match nb {
-                        6 => tile::<6>(x, channel, &taps, cin, w, out, qn),
-                        5 => tile::<5>(x, channel, &taps, cin, w, out, qn),
-                        4 => tile::<4>(x, channel, &taps, cin, w, out, qn),
-                        3 => tile::<3>(x, channel, &taps, cin, w, out, qn),
-                        2 => tile::<2>(x, channel, &taps, cin, w, out, qn),
-                        _ => tile::<1>(x, channel, &taps, cin, w, out, qn),
+                        6 => tile::<6>(x, offsets, w, out, qn),
+                        5 => tile::<5>(x, offsets, w, out, qn),
+                        4 => tile::<4>(x, offsets, w, out, qn),
+                        3 => tile::<3>(x, offsets, w, out, qn),
+                        2 => tile::<2>(x, offsets, w, out, qn),
+                        _ => tile::<1>(x, offsets, w, out, qn),
                     }
                 }
             }
             for j in 0..nb {
                 let dst = &mut y[((o0 + j) * frames + z) * p.ho * p.wo..][..p.ho * p.wo];
                 for (h, row) in dst.chunks_exact_mut(p.wo).enumerate() {
-                    row.copy_from_slice(&buf[j * qn + h * p.wp..][..p.wo]);
+                    row.copy_from_slice(&buf[j * qn + h * p.wq..][..p.wo]);
                 }
             }
         }
     }
 }
 
-/// `out[j * stride + i] = sum over c < cin, t of w[(c * taps + t) * NB + j] * x[c * channel + taps[t] + i]` for
-/// `j < NB`, `i < POSITIONS`.
+/// `out[j * stride + i] = sum over entries e of w[e * NB + j] * x[offsets[e] + i]` for `j < NB`, `i < POSITIONS`.
 ///
 /// # Safety
-/// AVX2 and FMA are available; `x` is readable to `(cin - 1) * channel + max(taps) + POSITIONS`, `w` to
-/// `cin * taps.len() * NB`, `out` writable to `(NB - 1) * stride + POSITIONS`.
+/// AVX2 and FMA are available; `x` is readable to `max(offsets) + POSITIONS`, `w` to `offsets.len() * NB`, `out`
+/// writable to `(NB - 1) * stride + POSITIONS`.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<const NB: usize>(
-    x: &[f32],
-    channel: usize,
-    taps: &[usize],
-    cin: usize,
-    w: &[f32],
-    out: &mut [f32],
-    stride: usize,
-) {
+unsafe fn tile<const NB: usize>(x: &[f32], offsets: &[usize], w: &[f32], out: &mut [f32], stride: usize) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the caller's contract bounds every pointer below.
     unsafe {
         use std::arch::x86_64::*;
         let (x, mut w, out) = (x.as_ptr(), w.as_ptr(), out.as_mut_ptr());
         let mut acc = [[_mm256_setzero_ps(); 2]; NB];
-        for c in 0..cin {
-            let xc = x.add(c * channel);
-            for &t in taps {
-                let x0 = _mm256_loadu_ps(xc.add(t));
-                let x1 = _mm256_loadu_ps(xc.add(t + LANES));
-                for (j, a) in acc.iter_mut().enumerate() {
-                    let wv = _mm256_broadcast_ss(&*w.add(j));
-                    a[0] = _mm256_fmadd_ps(x0, wv, a[0]);
-                    a[1] = _mm256_fmadd_ps(x1, wv, a[1]);
-                }
-                w = w.add(NB);
+        for &off in offsets {
+            let x0 = _mm256_loadu_ps(x.add(off));
+            let x1 = _mm256_loadu_ps(x.add(off + LANES));
+            for (j, a) in acc.iter_mut().enumerate() {
+                let wv = _mm256_broadcast_ss(&*w.add(j));
+                a[0] = _mm256_fmadd_ps(x0, wv, a[0]);
+                a[1] = _mm256_fmadd_ps(x1, wv, a[1]);
             }
+            w = w.add(NB);
         }
         for (j, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(out.add(j * stride), a[0]);
@@ -247,105 +317,90 @@ unsafe fn tile<const NB: usize>(
     unreachable!("direct conv: `available()` is false off x86-64, so no tile runs");
 }
 
-/// Scratch values per clip of [`forward_clip`] / [`input_grad_clip`] / [`weight_grad_clip`] for `g`.
+/// Scratch values per clip of [`forward_clip`], [`input_grad_clip`] and [`weight_grad_clip`] for `g` (a [`form`]).
 pub fn scratch_len(g: &Geometry) -> usize {
-    let (fwd, bwd) = planes(g);
-    let forward = fwd.padded_len(g.c, g.input[0]) + OUT_BLOCK * fwd.positions(POSITIONS);
-    let backward = bwd.padded_len(g.o, g.input[0]) + OUT_BLOCK * bwd.positions(POSITIONS);
-    let weight = fwd.padded_len(g.c, g.input[0]) + g.o * g.input[0] * fwd.positions(LANES);
+    let (fwd, frames) = (Plane::forward(g), g.input[0]);
+    let forward = fwd.padded_len(g.c, frames) + OUT_BLOCK * fwd.positions(POSITIONS);
+    let weight = fwd.padded_len(g.c, frames) + g.o * frames * fwd.positions(LANES);
+    let backward = if covers_input_grad(g) {
+        let bwd = Plane::input_grad(g);
+        bwd.padded_len(g.o, frames) + OUT_BLOCK * bwd.positions(POSITIONS)
+    } else {
+        0
+    };
     forward.max(backward).max(weight)
 }
 
-/// The forward plane of `g`, and the plane of its input gradient as a forward convolution of `dy`.
-fn planes(g: &Geometry) -> (Plane, Plane) {
-    let [_, h, w] = g.input;
-    let [_, ph, pw] = g.padding;
-    let [_, kh, kw] = g.kernel;
-    let fwd = Plane::new([h, w], [ph, pw], [kh, kw]);
-    (fwd, Plane::new([fwd.ho, fwd.wo], [kh - 1 - ph, kw - 1 - pw], [kh, kw]))
-}
-
-/// Forward weights of `g` (`w` `[O, C, 1, kh, kw]`) in the tiles' layout.
-pub fn forward_weights(g: &Geometry, w: &[f32]) -> Vec<f32> {
-    let taps = g.kernel[1] * g.kernel[2];
-    blocked(g.o, g.c, taps, |o, c, t| w[(o * g.c + c) * taps + t])
-}
-
-/// Input-gradient weights of `g`: the kernel flipped in space, channel axes swapped.
-pub fn input_grad_weights(g: &Geometry, w: &[f32]) -> Vec<f32> {
-    let taps = g.kernel[1] * g.kernel[2];
-    blocked(g.c, g.o, taps, |c, o, t| w[(o * g.c + c) * taps + taps - 1 - t])
-}
-
-/// One clip of the forward: `x_n` `[C, D, H, W]` -> `y_n` `[O, D, Ho, Wo]`, `wb` from [`forward_weights`].
-pub fn forward_clip(g: &Geometry, x_n: &[f32], wb: &[f32], y_n: &mut [f32], scratch: &mut [f32]) {
-    let (p, _) = planes(g);
+/// One clip of the forward: `x_n` `[C, D, H, W]` -> `y_n` `[O, D, Ho, Wo]`, `prep` from [`forward_weights`].
+pub fn forward_clip(g: &Geometry, x_n: &[f32], prep: &Prepared, y_n: &mut [f32], scratch: &mut [f32]) {
+    let p = Plane::forward(g);
     let (xp, buf) = scratch.split_at_mut(p.padded_len(g.c, g.input[0]));
-    p.pad(x_n, xp);
-    conv_clip(&p, g.c, g.input[0], xp, wb, y_n, buf);
+    p.pad(x_n, g.c, xp);
+    conv_clip(&p, g.input[0], xp, prep, y_n, buf);
 }
 
-/// One clip of the input gradient: `dy_n` `[O, D, Ho, Wo]` -> `dx_n` `[C, D, H, W]`, `wb` from
+/// One clip of the input gradient: `dy_n` `[O, D, Ho, Wo]` -> `dx_n` `[C, D, H, W]`, `prep` from
 /// [`input_grad_weights`].
-pub fn input_grad_clip(g: &Geometry, dy_n: &[f32], wb: &[f32], dx_n: &mut [f32], scratch: &mut [f32]) {
-    let (_, p) = planes(g);
+pub fn input_grad_clip(g: &Geometry, dy_n: &[f32], prep: &Prepared, dx_n: &mut [f32], scratch: &mut [f32]) {
+    let p = Plane::input_grad(g);
     let (dyp, buf) = scratch.split_at_mut(p.padded_len(g.o, g.input[0]));
-    p.pad(dy_n, dyp);
-    conv_clip(&p, g.o, g.input[0], dyp, wb, dx_n, buf);
+    p.pad(dy_n, g.o, dyp);
+    conv_clip(&p, g.input[0], dyp, prep, dx_n, buf);
 }
 
 /// Add one clip's weight gradient to `dw_t` `[K, O]` (K = `(c * kh + b) * kw + e`, the transpose of `dW`):
 /// `x_n` `[C, D, H, W]`, `dy_n` `[O, D, Ho, Wo]`.
 pub fn weight_grad_clip(g: &Geometry, x_n: &[f32], dy_n: &[f32], dw_t: &mut [f32], scratch: &mut [f32]) {
-    let (p, _) = planes(g);
+    let p = Plane::forward(g);
     let (frames, o) = (g.input[0], g.o);
     let (xp, dyq) = scratch.split_at_mut(p.padded_len(g.c, frames));
-    p.pad(x_n, xp);
+    p.pad(x_n, g.c, xp);
     // dy in the padded-width layout [O, D, qn], zero where w >= Wo and past the frame's last position.
     let qn = p.positions(LANES);
     let dyq = &mut dyq[..o * frames * qn];
     for (src, dst) in dy_n.chunks_exact(p.ho * p.wo).zip(dyq.chunks_exact_mut(qn)) {
-        for (row, line) in src.chunks_exact(p.wo).zip(dst.chunks_exact_mut(p.wp)) {
+        for (row, line) in src.chunks_exact(p.wo).zip(dst.chunks_exact_mut(p.wq)) {
             line[..p.wo].copy_from_slice(row);
             line[p.wo..].fill(0.0);
         }
-        dst[p.ho * p.wp..].fill(0.0);
+        dst[p.ho * p.wq..].fill(0.0);
     }
-    let (frame, channel) = (p.frame(), frames * p.frame());
-    let reach = (g.c - 1) * channel + (frames - 1) * frame + qn - 1 + (p.kh - 1) * p.wp + p.kw - 1;
+    let entries = p.entries(g.c, frames);
+    let frame = p.frame();
+    let reach = (frames - 1) * frame + qn - 1 + entries.iter().map(|e| e.0).max().unwrap_or(0);
     assert!(reach < xp.len() && dw_t.len() == g.k() * o);
-    let taps = p.taps();
     let mut sums = [[0.0f32; WG_TAPS]; WG_OUT];
-    for c in 0..g.c {
-        let x = &xp[c * channel..];
-        for t0 in (0..taps.len()).step_by(WG_TAPS) {
-            let offsets = &taps[t0..(t0 + WG_TAPS).min(taps.len())];
-            for o0 in (0..o).step_by(WG_OUT) {
-                let no = WG_OUT.min(o - o0);
-                let dy = &dyq[o0 * frames * qn..];
-                let d = (frames, frame, qn);
-                // SAFETY: `available()` was checked by the caller; `reach` bounds the reads of `x` (frames,
-                // positions and the tap offsets past its start), and `dy` holds `no` rows of `frames * qn`.
-                unsafe {
-                    match (no, offsets.len()) {
-                        (4, 3) => wg_tile::<4, 3>(x, offsets, dy, d, &mut sums),
-                        (3, 3) => wg_tile::<3, 3>(x, offsets, dy, d, &mut sums),
-                        (2, 3) => wg_tile::<2, 3>(x, offsets, dy, d, &mut sums),
-                        (1, 3) => wg_tile::<1, 3>(x, offsets, dy, d, &mut sums),
-                        (4, 2) => wg_tile::<4, 2>(x, offsets, dy, d, &mut sums),
-                        (3, 2) => wg_tile::<3, 2>(x, offsets, dy, d, &mut sums),
-                        (2, 2) => wg_tile::<2, 2>(x, offsets, dy, d, &mut sums),
-                        (1, 2) => wg_tile::<1, 2>(x, offsets, dy, d, &mut sums),
-                        (4, _) => wg_tile::<4, 1>(x, offsets, dy, d, &mut sums),
-                        (3, _) => wg_tile::<3, 1>(x, offsets, dy, d, &mut sums),
-                        (2, _) => wg_tile::<2, 1>(x, offsets, dy, d, &mut sums),
-                        _ => wg_tile::<1, 1>(x, offsets, dy, d, &mut sums),
-                    }
+    for group in entries.chunks(WG_TAPS) {
+        let mut offsets = [0usize; WG_TAPS];
+        for (dst, e) in offsets.iter_mut().zip(group) {
+            *dst = e.0;
+        }
+        let offsets = &offsets[..group.len()];
+        for o0 in (0..o).step_by(WG_OUT) {
+            let no = WG_OUT.min(o - o0);
+            let dy = &dyq[o0 * frames * qn..];
+            let d = (frames, frame, qn);
+            // SAFETY: `available()` was checked by the caller; `reach` bounds the reads of `x` (frames, positions
+            // and the entries' offsets), and `dy` holds `no` rows of `frames * qn`.
+            unsafe {
+                match (no, offsets.len()) {
+                    (4, 3) => wg_tile::<4, 3>(xp, offsets, dy, d, &mut sums),
+                    (3, 3) => wg_tile::<3, 3>(xp, offsets, dy, d, &mut sums),
+                    (2, 3) => wg_tile::<2, 3>(xp, offsets, dy, d, &mut sums),
+                    (1, 3) => wg_tile::<1, 3>(xp, offsets, dy, d, &mut sums),
+                    (4, 2) => wg_tile::<4, 2>(xp, offsets, dy, d, &mut sums),
+                    (3, 2) => wg_tile::<3, 2>(xp, offsets, dy, d, &mut sums),
+                    (2, 2) => wg_tile::<2, 2>(xp, offsets, dy, d, &mut sums),
+                    (1, 2) => wg_tile::<1, 2>(xp, offsets, dy, d, &mut sums),
+                    (4, _) => wg_tile::<4, 1>(xp, offsets, dy, d, &mut sums),
+                    (3, _) => wg_tile::<3, 1>(xp, offsets, dy, d, &mut sums),
+                    (2, _) => wg_tile::<2, 1>(xp, offsets, dy, d, &mut sums),
+                    _ => wg_tile::<1, 1>(xp, offsets, dy, d, &mut sums),
                 }
-                for (j, row) in sums.iter().enumerate().take(no) {
-                    for (i, v) in row.iter().enumerate().take(offsets.len()) {
-                        dw_t[(c * taps.len() + t0 + i) * o + o0 + j] += v;
-                    }
+            }
+            for (j, row) in sums.iter().enumerate().take(no) {
+                for (v, e) in row.iter().zip(group) {
+                    dw_t[e.1 * o + o0 + j] += v;
                 }
             }
         }

@@ -9,8 +9,9 @@
 //! - weight gradient: `dW[O, K] = sum_n dy_n[O, P] . col_n^T[P, K]`.
 //!
 //! A pointwise convolution (1x1x1, stride 1, no padding) skips im2col: `col_n` is `x_n` itself. On a CPU with AVX2
-//! and FMA, the unit-stride spatial and temporal convolutions of large enough planes run the direct kernels of
-//! [`super::direct`] instead (see `direct_here`); the im2col + gemm path stays for everything else and other CPUs.
+//! and FMA, the spatial (any stride) and unit-stride temporal convolutions of large enough planes run the direct
+//! kernels of [`super::direct`] instead (see `direct_here`; strided input gradients excepted); the im2col + gemm path
+//! stays for everything else and other CPUs.
 //!
 //! Threads: clips run in parallel (each with its own im2col buffer and a single-threaded gemm) when the batch has
 //! at least as many clips as threads; otherwise clips run one after another with a threaded gemm. The weight
@@ -403,7 +404,7 @@ fn input_grad_with(g: &Geometry, dy: &[f32], w: &[f32], direct: bool) -> Vec<f32
     let (k, p, o) = (g.k(), g.p(), g.o);
     assert_eq!(dy.len(), g.n * g.output_len(), "conv kernel: output gradient size");
     let mut dx = vec![0.0f32; g.n * g.input_len()];
-    let form = direct.then(|| direct::form(g)).flatten();
+    let form = direct.then(|| direct::form(g)).flatten().filter(direct::covers_input_grad);
     let blocked = form.map(|d| direct::input_grad_weights(&d, w));
     let scratch = form.map_or_else(|| scratch_len(g), |d| direct::scratch_len(&d));
     per_clip(&mut dx, g.input_len(), scratch, |i, dx_n, dcol, par| {

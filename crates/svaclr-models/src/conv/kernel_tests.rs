@@ -152,6 +152,12 @@ fn forward_and_gradients_agree_with_the_definition() {
         geo(1, 1, [1, 11, 3], 2, [1, 5, 1], [1, 1, 1], [0, 2, 0]),
         geo(1, 2, [1, 9, 10], 3, [1, 7, 7], [1, 1, 1], [0, 3, 3]),
         geo(2, 64, [1, 2, 2], 13, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
+        // Strided spatial ones (the direct forward and weight gradient split the input into phases): a kernel of
+        // even size whose phases give one output row more than the convolution has, the audio stem's kernel, no
+        // padding.
+        geo(2, 3, [1, 9, 8], 4, [1, 4, 4], [1, 2, 2], [0, 1, 1]),
+        geo(2, 1, [1, 12, 15], 4, [1, 7, 7], [1, 2, 2], [0, 3, 3]),
+        geo(1, 2, [2, 7, 9], 3, [1, 3, 3], [1, 2, 2], [0, 0, 0]),
     ];
     let paths = |g: &Geometry| {
         let direct = direct::form(g).is_some() && direct::available();
