@@ -13,6 +13,7 @@ pub mod av_model;
 pub mod batch_norm;
 pub mod classifier;
 pub mod conv;
+mod cpu;
 mod error;
 pub mod norm;
 pub mod preset;

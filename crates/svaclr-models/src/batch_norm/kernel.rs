@@ -44,23 +44,52 @@ impl Layout {
 /// element, each waiting for the last); lanes let the adds overlap and vectorise.
 const LANES: usize = 8;
 
-/// `(sum f(v), sum f(v) * v)` over the values `v` of `rows` in f64, with `f(v)` computed in f32 from each value
-/// and its paired value in `others` (the same layout), in [`LANES`] lanes summed at the end. A fixed order: the
-/// result never depends on threads.
-fn pair_sums<'a>(rows: impl Iterator<Item = (&'a [f32], &'a [f32])>, f: impl Fn(f32, f32) -> f32) -> (f64, f64) {
+/// The ReLU's mask in the backward: an output gradient counts where `(v - mean) * scale + beta > 0` (the forward's
+/// expression in the same f32 rounding, so the mask is the forward's; NaN counts, as `max` would pass it).
+#[derive(Clone, Copy, Debug)]
+struct Mask {
+    mean: f32,
+    scale: f32,
+    beta: f32,
+}
+
+impl Mask {
+    fn apply(&self, g: f32, v: f32) -> f32 {
+        if (v - self.mean) * self.scale + self.beta <= 0.0 { 0.0 } else { g }
+    }
+}
+
+/// `(sum w, sum w * v)` in f64 over the values `v` of `rows` and their paired values `o`, with `w = o`, or `o`
+/// masked by `mask` at `v`; in [`LANES`] lanes (element `i` of a row in lane `i mod LANES`), each a running f64 sum
+/// of f64 products (no fused multiply-add), summed in order at the end. The AVX2 path computes exactly the same
+/// operations in the same order, so the result is the same bit for bit on every CPU and never depends on threads.
+fn pair_sums<'a>(rows: impl Iterator<Item = (&'a [f32], &'a [f32])>, mask: Option<Mask>) -> (f64, f64) {
+    pair_sums_with(rows, mask, crate::cpu::has_avx2_fma())
+}
+
+/// [`pair_sums`], on the AVX2 path when `avx2` (which must then be available).
+fn pair_sums_with<'a>(
+    rows: impl Iterator<Item = (&'a [f32], &'a [f32])>,
+    mask: Option<Mask>,
+    avx2: bool,
+) -> (f64, f64) {
     let (mut s, mut q) = ([0.0f64; LANES], [0.0f64; LANES]);
     for (row, other) in rows {
-        let (chunks, tail) = (row.chunks_exact(LANES), other.chunks_exact(LANES));
-        let (rest, rest_other) = (chunks.remainder(), tail.remainder());
-        for (c, o) in chunks.zip(tail) {
-            for j in 0..LANES {
-                let g = f64::from(f(c[j], o[j]));
-                s[j] += g;
-                q[j] += g * f64::from(c[j]);
+        let body = row.len() / LANES * LANES;
+        if avx2 {
+            // SAFETY: AVX2 is available; both slices hold `body` values.
+            unsafe { lanes_avx2(&row[..body], &other[..body], mask, &mut s, &mut q) };
+        } else {
+            for (c, o) in row[..body].chunks_exact(LANES).zip(other[..body].chunks_exact(LANES)) {
+                for j in 0..LANES {
+                    let g = f64::from(mask.map_or(o[j], |m| m.apply(o[j], c[j])));
+                    s[j] += g;
+                    q[j] += g * f64::from(c[j]);
+                }
             }
         }
-        for (j, (&v, &o)) in rest.iter().zip(rest_other).enumerate() {
-            let g = f64::from(f(v, o));
+        for (j, (&v, &o)) in row[body..].iter().zip(&other[body..]).enumerate() {
+            let g = f64::from(mask.map_or(o, |m| m.apply(o, v)));
             s[j] += g;
             q[j] += g * f64::from(v);
         }
@@ -68,12 +97,49 @@ fn pair_sums<'a>(rows: impl Iterator<Item = (&'a [f32], &'a [f32])>, f: impl Fn(
     (s.iter().sum(), q.iter().sum())
 }
 
+/// [`pair_sums`]'s lanes over whole chunks of [`LANES`] values, with AVX2.
+///
+/// # Safety
+/// AVX2 is available; `row.len() == other.len()`, a multiple of [`LANES`].
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2"))]
+unsafe fn lanes_avx2(row: &[f32], other: &[f32], mask: Option<Mask>, s: &mut [f64; LANES], q: &mut [f64; LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: every load reads 8 values at a multiple of 8 below `row.len()`; the accumulators are arrays of 8.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (mut s0, mut s1) = (_mm256_loadu_pd(s.as_ptr()), _mm256_loadu_pd(s.as_ptr().add(4)));
+        let (mut q0, mut q1) = (_mm256_loadu_pd(q.as_ptr()), _mm256_loadu_pd(q.as_ptr().add(4)));
+        let m = mask.map(|m| (_mm256_set1_ps(m.mean), _mm256_set1_ps(m.scale), _mm256_set1_ps(m.beta)));
+        for i in (0..row.len()).step_by(LANES) {
+            let v = _mm256_loadu_ps(row.as_ptr().add(i));
+            let mut g = _mm256_loadu_ps(other.as_ptr().add(i));
+            if let Some((mean, scale, beta)) = m {
+                let t = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v, mean), scale), beta);
+                // Keep g where !(t <= 0) (unordered compares true, as the scalar `<=` is false for NaN).
+                g = _mm256_and_ps(g, _mm256_cmp_ps::<_CMP_NLE_UQ>(t, _mm256_setzero_ps()));
+            }
+            let (g0, g1) = (_mm256_cvtps_pd(_mm256_castps256_ps128(g)), _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(g)));
+            let (v0, v1) = (_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)));
+            s0 = _mm256_add_pd(s0, g0);
+            s1 = _mm256_add_pd(s1, g1);
+            q0 = _mm256_add_pd(q0, _mm256_mul_pd(g0, v0));
+            q1 = _mm256_add_pd(q1, _mm256_mul_pd(g1, v1));
+        }
+        _mm256_storeu_pd(s.as_mut_ptr(), s0);
+        _mm256_storeu_pd(s.as_mut_ptr().add(4), s1);
+        _mm256_storeu_pd(q.as_mut_ptr(), q0);
+        _mm256_storeu_pd(q.as_mut_ptr().add(4), q1);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("batch norm: AVX2 is never detected off x86-64");
+}
+
 /// The batch statistics: per channel mean and biased variance.
 pub fn stats(l: &Layout, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let m = l.per_channel() as f64;
     // f32 partial sums would lose digits on long channels; accumulate in f64, channels in parallel.
     let sums: Vec<(f64, f64)> =
-        (0..l.c).into_par_iter().map(|c| pair_sums(l.rows(x, c).map(|r| (r, r)), |v, _| v)).collect();
+        (0..l.c).into_par_iter().map(|c| pair_sums(l.rows(x, c).map(|r| (r, r)), None)).collect();
     sums.into_iter()
         .map(|(s, q)| {
             let mean = s / m;
@@ -97,20 +163,41 @@ fn scale(inv: &[f32], gamma: &[f32]) -> Vec<f32> {
 fn affine(l: &Layout, x: &[f32], mean: &[f32], scale: &[f32], beta: &[f32], relu: bool) -> Vec<f32> {
     let mut out = vec![0.0f32; l.len()];
     let s = l.s.max(1);
+    let avx2 = crate::cpu::has_avx2_fma();
     out.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(|(row, (o, xi))| {
         let c = row % l.c;
-        let (m, a, b) = (mean[c], scale[c], beta[c]);
-        if relu {
-            for (o, &v) in o.iter_mut().zip(xi) {
-                *o = ((v - m) * a + b).max(0.0);
-            }
+        let args = (mean[c], scale[c], beta[c], relu);
+        if avx2 {
+            // SAFETY: AVX2 is available.
+            unsafe { affine_row_avx2(o, xi, args) }
         } else {
-            for (o, &v) in o.iter_mut().zip(xi) {
-                *o = (v - m) * a + b;
-            }
+            affine_row(o, xi, args)
         }
     });
     out
+}
+
+/// One row of [`affine`]: `(mean, scale, beta, relu)`.
+#[inline(always)]
+fn affine_row(o: &mut [f32], x: &[f32], (m, a, b, relu): (f32, f32, f32, bool)) {
+    if relu {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = ((v - m) * a + b).max(0.0);
+        }
+    } else {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = (v - m) * a + b;
+        }
+    }
+}
+
+/// [`affine_row`] compiled for AVX2 (8 lanes instead of SSE2's 4; the same operations, so the same bits).
+///
+/// # Safety
+/// AVX2 is available.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2"))]
+unsafe fn affine_row_avx2(o: &mut [f32], x: &[f32], args: (f32, f32, f32, bool)) {
+    affine_row(o, x, args)
 }
 
 /// Training-mode forward, with an optional ReLU after it: `(y, mean, biased var)`.
@@ -143,20 +230,11 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let inv = inv_std(var, eps);
     let scale = scale(&inv, gamma);
-    // The output gradient of element v of channel c: dy, or 0 where the ReLU's output was 0 (the forward's
-    // expression in the same f32 rounding, so the mask is the forward's).
-    let masked = |c: usize| {
-        let (m, a, b) = (mean[c], scale[c], beta[c]);
-        move |g: f32, v: f32| if relu && (v - m) * a + b <= 0.0 { 0.0 } else { g }
-    };
+    // The output gradient of element v of channel c: dy, or 0 where the ReLU's output was 0.
+    let mask = |c: usize| relu.then(|| Mask { mean: mean[c], scale: scale[c], beta: beta[c] });
     // The channel's mean is applied per channel below: sum(g * x) here.
-    let sums: Vec<(f64, f64)> = (0..l.c)
-        .into_par_iter()
-        .map(|c| {
-            let mask = masked(c);
-            pair_sums(l.rows(x, c).zip(l.rows(dy, c)), |v, g| mask(g, v))
-        })
-        .collect();
+    let sums: Vec<(f64, f64)> =
+        (0..l.c).into_par_iter().map(|c| pair_sums(l.rows(x, c).zip(l.rows(dy, c)), mask(c))).collect();
     let m = l.per_channel() as f64;
     let mut dgamma = Vec::with_capacity(l.c);
     let mut dbeta = Vec::with_capacity(l.c);
@@ -176,14 +254,47 @@ pub fn backward(
     }
     let mut dx = vec![0.0f32; l.len()];
     let s = l.s.max(1);
+    let avx2 = crate::cpu::has_avx2_fma();
     dx.par_chunks_mut(s).zip(dy.par_chunks(s).zip(x.par_chunks(s))).enumerate().for_each(|(row, (o, (g, xi)))| {
         let c = row % l.c;
-        let (kc, ac, bc, mc, mask) = (k[c], a[c], b[c], mean[c], masked(c));
-        for ((o, &g), &v) in o.iter_mut().zip(g).zip(xi) {
-            *o = kc * mask(g, v) + ac * (v - mc) + bc;
+        let args = (k[c], a[c], b[c], mean[c], mask(c));
+        if avx2 {
+            // SAFETY: AVX2 is available.
+            unsafe { input_grad_row_avx2(o, g, xi, args) }
+        } else {
+            input_grad_row(o, g, xi, args)
         }
     });
     (dx, dgamma, dbeta)
+}
+
+/// The input gradient's coefficients for one row: `(k, a, b, mean, mask)`, `dx = k * g + a * (x - mean) + b`.
+type RowGrad = (f32, f32, f32, f32, Option<Mask>);
+
+/// One row of the input gradient.
+#[inline(always)]
+fn input_grad_row(o: &mut [f32], g: &[f32], x: &[f32], (kc, ac, bc, mc, mask): RowGrad) {
+    match mask {
+        Some(m) => {
+            for ((o, &g), &v) in o.iter_mut().zip(g).zip(x) {
+                *o = kc * m.apply(g, v) + ac * (v - mc) + bc;
+            }
+        }
+        None => {
+            for ((o, &g), &v) in o.iter_mut().zip(g).zip(x) {
+                *o = kc * g + ac * (v - mc) + bc;
+            }
+        }
+    }
+}
+
+/// [`input_grad_row`] compiled for AVX2 (the same operations, so the same bits).
+///
+/// # Safety
+/// AVX2 is available.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2"))]
+unsafe fn input_grad_row_avx2(o: &mut [f32], g: &[f32], x: &[f32], args: RowGrad) {
+    input_grad_row(o, g, x, args)
 }
 
 #[cfg(test)]
@@ -219,6 +330,42 @@ mod tests {
             }
         }
         y
+    }
+
+    /// The AVX2 paths compute the same operations in the same order as the portable ones: the same bits, for rows of
+    /// every length around the vector width, with masked values, NaN and signed zeros among the inputs.
+    #[test]
+    fn avx2_paths_give_the_portable_paths_bits() {
+        if !crate::cpu::has_avx2_fma() {
+            eprintln!("no AVX2 on this CPU: the portable paths are the only ones");
+            return;
+        }
+        let mask = Mask { mean: 0.1, scale: 1.7, beta: -0.2 };
+        for len in (0..=20).chain([37, 64, 1001]) {
+            let mut x = values(len, len as u64, 0.0);
+            let mut o = values(len, len as u64 + 100, 0.5);
+            if len > 3 {
+                (x[1], o[2], x[3]) = (f32::NAN, -0.0, 0.1);
+            }
+            let rows = || x.chunks(len.max(1)).zip(o.chunks(len.max(1)));
+            for m in [None, Some(mask)] {
+                let (a, b) = (pair_sums_with(rows(), m, false), pair_sums_with(rows(), m, true));
+                assert_eq!((a.0.to_bits(), a.1.to_bits()), (b.0.to_bits(), b.1.to_bits()), "len {len} mask {m:?}");
+            }
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            for relu in [false, true] {
+                let (mut p, mut q) = (vec![0.0f32; len], vec![0.0f32; len]);
+                affine_row(&mut p, &x, (0.3, 1.9, -0.4, relu));
+                // SAFETY: AVX2 was detected above.
+                unsafe { affine_row_avx2(&mut q, &x, (0.3, 1.9, -0.4, relu)) };
+                assert_eq!(bits(&p), bits(&q), "affine len {len} relu {relu}");
+                let args = (1.3, -0.7, 0.05, 0.3, relu.then_some(mask));
+                input_grad_row(&mut p, &o, &x, args);
+                // SAFETY: as above.
+                unsafe { input_grad_row_avx2(&mut q, &o, &x, args) };
+                assert_eq!(bits(&p), bits(&q), "input gradient len {len} relu {relu}");
+            }
+        }
     }
 
     #[test]

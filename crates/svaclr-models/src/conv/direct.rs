@@ -37,16 +37,7 @@ const MIN_USEFUL: f64 = 0.75;
 
 /// Whether this CPU runs the direct kernels (x86-64 with AVX2 and FMA).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::has_avx2_fma()
 }
 
 /// Whether `g` is a convolution the direct forward and weight gradient compute: kernel `[1, kh, kw]` larger than
