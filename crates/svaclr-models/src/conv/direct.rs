@@ -160,14 +160,12 @@ impl Plane {
         let planes = src.len() / (h * w);
         let body = planes * self.phases() * self.frame();
         if self.phases() == 1 {
+            // One fill per frame, then the rows: per-row fills of the 1-3 padding columns were calls to memset.
             for (frame, out) in src.chunks_exact(h * w).zip(dst[..body].chunks_exact_mut(self.frame())) {
-                out[..self.ph * wq].fill(0.0);
+                out.fill(0.0);
                 for (row, line) in frame.chunks_exact(w).zip(out[self.ph * wq..].chunks_exact_mut(wq)) {
-                    line[..self.pw].fill(0.0);
-                    line[self.pw..self.pw + w].copy_from_slice(row);
-                    line[self.pw + w..].fill(0.0);
+                    copy_short(&mut line[self.pw..self.pw + w], row);
                 }
-                out[(self.ph + h) * wq..].fill(0.0);
             }
         } else {
             let (frames, frame) = (planes / channels, self.frame());
@@ -194,6 +192,33 @@ impl Plane {
         dst[body..].fill(0.0);
     }
 }
+/// `dst.copy_from_slice(src)` for the short rows of a frame (8-64 values) without a call to `memcpy` per row: whole
+/// vectors of 8, then the last 8 again (overlapping) for a tail.
+#[inline]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    const V: usize = 8;
+    assert_eq!(dst.len(), src.len(), "direct conv: row lengths");
+    let n = dst.len();
+    if n < V {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+        return;
+    }
+    // As arrays, so that each copy is two vector moves (a slice copy stays a call, even of a constant length).
+    let vector = |d: &mut [f32], s: &[f32]| {
+        if let (Ok(d), Ok(s)) = (<&mut [f32; V]>::try_from(d), <&[f32; V]>::try_from(s)) {
+            *d = *s;
+        }
+    };
+    for (d, s) in dst.chunks_exact_mut(V).zip(src.chunks_exact(V)) {
+        vector(d, s);
+    }
+    if n % V != 0 {
+        vector(&mut dst[n - V..], &src[n - V..]);
+    }
+}
+
 /// The forward tiles' output-channel blocks `(first, size)`: as few as [`OUT_BLOCK`] allows, of nearly equal sizes
 /// (8 channels are two tiles of 4, not 6 + 2, whose second would run at a third of the first's throughput).
 fn blocks(cout: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -269,7 +294,7 @@ fn conv_clip(p: &Plane, frames: usize, xp: &[f32], prep: &Prepared, y: &mut [f32
             for j in 0..nb {
                 let dst = &mut y[((o0 + j) * frames + z) * p.ho * p.wo..][..p.ho * p.wo];
                 for (h, row) in dst.chunks_exact_mut(p.wo).enumerate() {
-                    row.copy_from_slice(&buf[j * qn + h * p.wq..][..p.wo]);
+                    copy_short(row, &buf[j * qn + h * p.wq..][..p.wo]);
                 }
             }
         }
@@ -350,11 +375,10 @@ pub fn weight_grad_clip(g: &Geometry, x_n: &[f32], dy_n: &[f32], dw_t: &mut [f32
     let qn = p.positions(LANES);
     let dyq = &mut dyq[..o * frames * qn];
     for (src, dst) in dy_n.chunks_exact(p.ho * p.wo).zip(dyq.chunks_exact_mut(qn)) {
+        dst.fill(0.0);
         for (row, line) in src.chunks_exact(p.wo).zip(dst.chunks_exact_mut(p.wq)) {
-            line[..p.wo].copy_from_slice(row);
-            line[p.wo..].fill(0.0);
+            copy_short(&mut line[..p.wo], row);
         }
-        dst[p.ho * p.wq..].fill(0.0);
     }
     let entries = p.entries(g.c, frames);
     let frame = p.frame();
