@@ -34,6 +34,10 @@ const WG_OUT: usize = 4;
 const WG_TAPS: usize = 3;
 /// The smallest share of computed positions that are stored for [`pays`].
 const MIN_USEFUL: f64 = 0.75;
+/// The fewest vector steps per weight-gradient tile for [`pays`].
+const MIN_VECTORS: usize = 16;
+/// The largest per-clip working set (bytes) for [`pays`]: three quarters of a 512 KiB L2 cache.
+const WORKING_SET: usize = 384 << 10;
 
 /// Whether this CPU runs the direct kernels (x86-64 with AVX2 and FMA).
 pub fn available() -> bool {
@@ -70,12 +74,21 @@ pub fn form(g: &Geometry) -> Option<Geometry> {
     covers(&form).then_some(form)
 }
 
-/// Whether the direct kernels pay on `g` (a [`form`]): at least [`MIN_USEFUL`] of the positions the forward tiles
-/// compute are stored. Below that (planes of 4x4 and smaller) the padded width and the rounding to whole tiles waste
-/// more than im2col costs; measured per geometry on the CPU preset (docs/training.md).
+/// Whether the direct kernels pay on `g` (a [`form`]), measured per geometry on the CPU preset and at the paper's
+/// size (docs/training.md):
+/// - at least [`MIN_USEFUL`] of the positions the forward tiles compute are stored (below that, on planes of 4x4 and
+///   smaller, the padded width and the rounding to whole tiles waste more than im2col costs);
+/// - a weight-gradient tile runs at least [`MIN_VECTORS`] vector steps before its sums are reduced across lanes;
+/// - one clip's padded input and padded-width output gradient fit in [`WORKING_SET`] bytes: the tiles have no cache
+///   blocking (every tile streams the clip), so on the paper's widths (64 channels of 56 x 56 x 8: 7 MB) they ran
+///   the step 1.3-1.5x slower than im2col + gemm, whose gemm blocks for the caches.
 pub fn pays(g: &Geometry) -> bool {
     let p = Plane::forward(g);
-    (p.ho * p.wo) as f64 >= MIN_USEFUL * p.positions(POSITIONS) as f64
+    let frames = g.input[0];
+    let useful = (p.ho * p.wo) as f64 >= MIN_USEFUL * p.positions(POSITIONS) as f64;
+    let vectors = frames * p.positions(LANES) / LANES >= MIN_VECTORS;
+    let bytes = 4 * (p.padded_len(g.c, frames) + g.o * frames * p.positions(LANES));
+    useful && vectors && bytes <= WORKING_SET
 }
 
 /// The spatial layout of one pass: input `[h, w]`, padding, kernel, stride, the phase planes and the output.

@@ -189,3 +189,32 @@ fn forward_and_gradients_agree_with_the_definition() {
         assert!((via_w - lhs).abs() <= tol, "{g:?} (direct {direct}): weight gradient {via_w} vs {lhs}");
     }
 }
+
+/// Which convolutions the direct kernels take (`direct::pays` on `direct::form`): the CPU preset's spatial, temporal
+/// and stem convolutions; not the small planes, nor the paper's widths, whose working set exceeds the cache budget.
+#[test]
+fn the_direct_kernels_take_the_geometries_they_were_measured_faster_on() {
+    let geo = |c, input, o, kernel, stride, padding| Geometry { n: 64, c, input, o, kernel, stride, padding };
+    let pays = |g: &Geometry| direct::form(g).is_some_and(|d| direct::pays(&d));
+    let taken = [
+        geo(8, [8, 16, 16], 18, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
+        geo(18, [8, 16, 16], 8, [3, 1, 1], [1, 1, 1], [1, 0, 0]),
+        geo(3, [8, 32, 32], 6, [1, 7, 7], [1, 2, 2], [0, 3, 3]),
+        geo(16, [4, 8, 8], 36, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
+        geo(8, [1, 10, 13], 8, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
+    ];
+    let left = [
+        geo(64, [1, 2, 2], 144, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
+        geo(32, [2, 4, 4], 72, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
+        geo(512, [1, 7, 7], 512, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
+        geo(64, [8, 56, 56], 144, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
+        geo(3, [8, 112, 112], 45, [1, 7, 7], [1, 2, 2], [0, 3, 3]),
+        geo(8, [8, 16, 16], 16, [1, 1, 1], [2, 2, 2], [0, 0, 0]),
+    ];
+    for g in taken {
+        assert!(pays(&g), "{g:?} should run the direct kernels");
+    }
+    for g in left {
+        assert!(!pays(&g), "{g:?} should stay on im2col + gemm");
+    }
+}
