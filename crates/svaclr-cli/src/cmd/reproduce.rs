@@ -26,7 +26,7 @@ pub struct Args {
     /// flex (default), cuda[:N], tch-cpu, tch-cuda[:N], wgpu[:N].
     #[arg(long, default_value = "flex")]
     device: String,
-    /// Seeds per row (mean, spread and paired intervals are reported); default: the preset's (3 for table1's
+    /// Seeds per row (mean, spread and paired intervals are reported); default: the preset's (5 for table1's
     /// synth preset, else 1).
     #[arg(long)]
     seeds: Option<u64>,
