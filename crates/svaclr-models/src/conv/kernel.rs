@@ -357,9 +357,10 @@ fn per_clip(
 }
 
 /// Whether the direct kernels of [`super::direct`] compute `g` on this machine: a convolution they cover and on which
-/// they pay, a CPU with AVX2 and FMA, and enough clips for one thread each (they are single-threaded per clip).
+/// they pay, on a CPU with AVX2 and FMA. Not the thread count: which path runs, and so the result's bits, must not
+/// depend on it (a batch with fewer clips than threads runs them one after another, each single-threaded).
 fn direct_here(g: &Geometry) -> bool {
-    direct::form(g).is_some_and(|d| direct::pays(&d)) && direct::available() && clips_in_parallel(g.n)
+    direct::form(g).is_some_and(|d| direct::pays(&d)) && direct::available()
 }
 
 /// Forward: `x` `[N, C, D, H, W]`, `w` `[O, K]` -> `[N, O, Do, Ho, Wo]`.
