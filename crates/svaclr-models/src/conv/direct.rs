@@ -39,9 +39,11 @@ const MIN_VECTORS: usize = 16;
 /// The largest per-clip working set (bytes) for [`pays`]: three quarters of a 512 KiB L2 cache.
 const WORKING_SET: usize = 384 << 10;
 
-/// Whether this CPU runs the direct kernels (x86-64 with AVX2 and FMA).
-pub fn available() -> bool {
-    crate::cpu::has_avx2_fma()
+/// The convolution the direct kernels compute `g` as on this machine, if they do: its [`form`], when they [pay](pays)
+/// on it and the CPU has AVX2 and FMA. Not the thread count: which path runs, and so the result's bits, must not
+/// depend on it (a batch with fewer clips than threads runs them one after another, each single-threaded).
+pub fn chosen(g: &Geometry) -> Option<Geometry> {
+    form(g).filter(pays).filter(|_| crate::cpu::has_avx2_fma())
 }
 
 /// Whether `g` is a convolution the direct forward and weight gradient compute: kernel `[1, kh, kw]` larger than
@@ -227,7 +229,7 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     for (d, s) in dst.chunks_exact_mut(V).zip(src.chunks_exact(V)) {
         vector(d, s);
     }
-    if n % V != 0 {
+    if !n.is_multiple_of(V) {
         vector(&mut dst[n - V..], &src[n - V..]);
     }
 }
@@ -289,7 +291,7 @@ fn conv_clip(p: &Plane, frames: usize, xp: &[f32], prep: &Prepared, y: &mut [f32
             for q in (0..qn).step_by(POSITIONS) {
                 let x = &xp[z * frame + q..];
                 let out = &mut buf[q..];
-                // SAFETY: `available()` was checked by the caller (`direct_here` in the kernel module); the assert
+                // SAFETY: AVX2 and FMA were checked by the caller ([`chosen`]); the assert
                 // above bounds every read of `x` (at most `reach - z * frame - q` past its start) and `w`
                 // (`offsets.len() * nb` values), and `out` holds `nb` rows of stride `qn` from `q` with `POSITIONS`
                 // values each.
@@ -343,7 +345,7 @@ unsafe fn tile<const NB: usize>(x: &[f32], offsets: &[usize], w: &[f32], out: &m
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("direct conv: `available()` is false off x86-64, so no tile runs");
+    unreachable!("direct conv: AVX2 is never detected off x86-64, so no tile runs");
 }
 
 /// Scratch values per clip of [`forward_clip`], [`input_grad_clip`] and [`weight_grad_clip`] for `g` (a [`form`]).
@@ -377,9 +379,22 @@ pub fn input_grad_clip(g: &Geometry, dy_n: &[f32], prep: &Prepared, dx_n: &mut [
     conv_clip(&p, g.input[0], dyp, prep, dx_n, buf);
 }
 
+/// The weight gradient's `(offset, k)` pairs of `g` (see [`Plane::entries`]), computed once per call for every
+/// clip's [`weight_grad_clip`].
+pub fn weight_grad_entries(g: &Geometry) -> Vec<(usize, usize)> {
+    Plane::forward(g).entries(g.c, g.input[0])
+}
+
 /// Add one clip's weight gradient to `dw_t` `[K, O]` (K = `(c * kh + b) * kw + e`, the transpose of `dW`):
-/// `x_n` `[C, D, H, W]`, `dy_n` `[O, D, Ho, Wo]`.
-pub fn weight_grad_clip(g: &Geometry, x_n: &[f32], dy_n: &[f32], dw_t: &mut [f32], scratch: &mut [f32]) {
+/// `x_n` `[C, D, H, W]`, `dy_n` `[O, D, Ho, Wo]`, `entries` from [`weight_grad_entries`].
+pub fn weight_grad_clip(
+    g: &Geometry,
+    entries: &[(usize, usize)],
+    x_n: &[f32],
+    dy_n: &[f32],
+    dw_t: &mut [f32],
+    scratch: &mut [f32],
+) {
     let p = Plane::forward(g);
     let (frames, o) = (g.input[0], g.o);
     let (xp, dyq) = scratch.split_at_mut(p.padded_len(g.c, frames));
@@ -393,7 +408,6 @@ pub fn weight_grad_clip(g: &Geometry, x_n: &[f32], dy_n: &[f32], dw_t: &mut [f32
             copy_short(&mut line[..p.wo], row);
         }
     }
-    let entries = p.entries(g.c, frames);
     let frame = p.frame();
     let reach = (frames - 1) * frame + qn - 1 + entries.iter().map(|e| e.0).max().unwrap_or(0);
     assert!(reach < xp.len() && dw_t.len() == g.k() * o);
@@ -408,7 +422,7 @@ pub fn weight_grad_clip(g: &Geometry, x_n: &[f32], dy_n: &[f32], dw_t: &mut [f32
             let no = WG_OUT.min(o - o0);
             let dy = &dyq[o0 * frames * qn..];
             let d = (frames, frame, qn);
-            // SAFETY: `available()` was checked by the caller; `reach` bounds the reads of `x` (frames, positions
+            // SAFETY: AVX2 and FMA were checked by the caller ([`chosen`]); `reach` bounds the reads of `x` (frames, positions
             // and the entries' offsets), and `dy` holds `no` rows of `frames * qn`.
             unsafe {
                 match (no, offsets.len()) {
@@ -483,5 +497,5 @@ unsafe fn wg_tile<const NO: usize, const NE: usize>(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("direct conv: `available()` is false off x86-64, so no tile runs");
+    unreachable!("direct conv: AVX2 is never detected off x86-64, so no tile runs");
 }

@@ -10,7 +10,7 @@
 //!
 //! A pointwise convolution (1x1x1, stride 1, no padding) skips im2col: `col_n` is `x_n` itself. On a CPU with AVX2
 //! and FMA, the spatial (any stride) and unit-stride temporal convolutions of large enough planes run the direct
-//! kernels of [`super::direct`] instead (see `direct_here`; strided input gradients excepted); the im2col + gemm path
+//! kernels of [`super::direct`] instead (see [`super::direct::chosen`]; strided input gradients excepted); the im2col + gemm path
 //! stays for everything else and other CPUs.
 //!
 //! Threads: clips run in parallel (each with its own im2col buffer and a single-threaded gemm) when the batch has
@@ -356,24 +356,17 @@ fn per_clip(
     }
 }
 
-/// Whether the direct kernels of [`super::direct`] compute `g` on this machine: a convolution they cover and on which
-/// they pay, on a CPU with AVX2 and FMA. Not the thread count: which path runs, and so the result's bits, must not
-/// depend on it (a batch with fewer clips than threads runs them one after another, each single-threaded).
-fn direct_here(g: &Geometry) -> bool {
-    direct::form(g).is_some_and(|d| direct::pays(&d)) && direct::available()
-}
-
 /// Forward: `x` `[N, C, D, H, W]`, `w` `[O, K]` -> `[N, O, Do, Ho, Wo]`.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
-    forward_with(g, x, w, direct_here(g))
+    forward_with(g, x, w, direct::chosen(g))
 }
 
-fn forward_with(g: &Geometry, x: &[f32], w: &[f32], direct: bool) -> Vec<f32> {
+/// [`forward`] on the direct kernels when `form` (the convolution they compute `g` as), else on im2col + gemm.
+fn forward_with(g: &Geometry, x: &[f32], w: &[f32], form: Option<Geometry>) -> Vec<f32> {
     let (k, p, o) = (g.k(), g.p(), g.o);
     assert_eq!(x.len(), g.n * g.input_len(), "conv kernel: input size");
     assert_eq!(w.len(), o * k, "conv kernel: weight size");
     let mut y = vec![0.0f32; g.n * g.output_len()];
-    let form = direct.then(|| direct::form(g)).flatten();
     let blocked = form.map(|d| direct::forward_weights(&d, w));
     let scratch = form.map_or_else(|| scratch_len(g), |d| direct::scratch_len(&d));
     per_clip(&mut y, g.output_len(), scratch, |i, y_n, scratch, par| {
@@ -398,14 +391,16 @@ fn forward_with(g: &Geometry, x: &[f32], w: &[f32], direct: bool) -> Vec<f32> {
 
 /// Input gradient: `dy` `[N, O, Do, Ho, Wo]`, `w` `[O, K]` -> `[N, C, D, H, W]`.
 pub fn input_grad(g: &Geometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    input_grad_with(g, dy, w, direct_here(g))
+    input_grad_with(g, dy, w, direct::chosen(g))
 }
 
-fn input_grad_with(g: &Geometry, dy: &[f32], w: &[f32], direct: bool) -> Vec<f32> {
+/// [`input_grad`] on the direct kernels when `form` and they compute this gradient (unit stride), else on
+/// im2col + gemm.
+fn input_grad_with(g: &Geometry, dy: &[f32], w: &[f32], form: Option<Geometry>) -> Vec<f32> {
     let (k, p, o) = (g.k(), g.p(), g.o);
     assert_eq!(dy.len(), g.n * g.output_len(), "conv kernel: output gradient size");
     let mut dx = vec![0.0f32; g.n * g.input_len()];
-    let form = direct.then(|| direct::form(g)).flatten().filter(direct::covers_input_grad);
+    let form = form.filter(direct::covers_input_grad);
     let blocked = form.map(|d| direct::input_grad_weights(&d, w));
     let scratch = form.map_or_else(|| scratch_len(g), |d| direct::scratch_len(&d));
     per_clip(&mut dx, g.input_len(), scratch, |i, dx_n, dcol, par| {
@@ -433,10 +428,11 @@ fn input_grad_with(g: &Geometry, dy: &[f32], w: &[f32], direct: bool) -> Vec<f32
 
 /// Weight gradient: `x` `[N, C, D, H, W]`, `dy` `[N, O, Do, Ho, Wo]` -> `[O, K]`.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    weight_grad_with(g, x, dy, direct_here(g))
+    weight_grad_with(g, x, dy, direct::chosen(g))
 }
 
-fn weight_grad_with(g: &Geometry, x: &[f32], dy: &[f32], direct: bool) -> Vec<f32> {
+/// [`weight_grad`] on the direct kernels when `form`, else on im2col + gemm.
+fn weight_grad_with(g: &Geometry, x: &[f32], dy: &[f32], form: Option<Geometry>) -> Vec<f32> {
     let (k, p, o, n) = (g.k(), g.p(), g.o, g.n);
     assert_eq!(x.len(), n * g.input_len(), "conv kernel: input size");
     assert_eq!(dy.len(), n * g.output_len(), "conv kernel: output gradient size");
@@ -449,15 +445,15 @@ fn weight_grad_with(g: &Geometry, x: &[f32], dy: &[f32], direct: bool) -> Vec<f3
     // column-major from `dy_n` with O contiguous; the natural row-major `dy_n . col^T` makes gemm transpose the
     // problem and pack `col` (`[K, P]`, P contiguous) with a strided gather as large as im2col itself.
     let mut partials = vec![0.0f32; chunks * o * k];
-    let form = direct.then(|| direct::form(g)).flatten();
+    let entries = form.map(|d| direct::weight_grad_entries(&d));
     let scratch = form.map_or(col_len + p * o, |d| direct::scratch_len(&d));
     per_clip(&mut partials, o * k, scratch, |j, dw_t, scratch, par| {
         let (lo, hi) = bounds(j);
-        if let Some(d) = &form {
+        if let (Some(d), Some(entries)) = (&form, &entries) {
             for i in lo..hi {
                 let x_n = &x[i * g.input_len()..(i + 1) * g.input_len()];
                 let dy_n = &dy[i * g.output_len()..(i + 1) * g.output_len()];
-                direct::weight_grad_clip(d, x_n, dy_n, dw_t, scratch);
+                direct::weight_grad_clip(d, entries, x_n, dy_n, dw_t, scratch);
             }
             return;
         }

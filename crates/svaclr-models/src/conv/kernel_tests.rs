@@ -56,6 +56,22 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A clip batch's input, weight and output gradient for `g`, from seeds `seed`, `seed + 1`, `seed + 2`.
+fn inputs(g: &Geometry, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    (values(g.n * g.input_len(), seed), values(g.o * g.k(), seed + 1), values(g.n * g.output_len(), seed + 2))
+}
+
+/// The three passes' results, `(y, dx, dW)`.
+type Passes = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// `a` and `b` are the same bit for bit, pass by pass.
+fn assert_same_bits(g: &Geometry, a: &Passes, b: &Passes) {
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    assert_eq!(bits(&a.0), bits(&b.0), "{g:?}: forward");
+    assert_eq!(bits(&a.1), bits(&b.1), "{g:?}: input gradient");
+    assert_eq!(bits(&a.2), bits(&b.2), "{g:?}: weight gradient");
+}
+
 fn dot(a: &[f32], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| *x as f64 * y).sum()
 }
@@ -96,9 +112,7 @@ fn results_do_not_depend_on_what_the_scratch_held() {
         geo(3, 4, [5, 3, 4], 3, [3, 1, 1], [1, 1, 1], [1, 0, 0]),
         geo(2, 5, [3, 7, 9], 7, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
     ] {
-        let x = values(g.n * g.input_len(), 11);
-        let w = values(g.o * g.k(), 12);
-        let dy = values(g.n * g.output_len(), 13);
+        let (x, w, dy) = inputs(&g, 11);
         let run = |dirty: bool| {
             pool.install(|| {
                 SCRATCH.set(if dirty { vec![f32::NAN; 1 << 16] } else { Vec::new() });
@@ -113,11 +127,8 @@ fn results_do_not_depend_on_what_the_scratch_held() {
                 (y, dx, weight_grad(&g, &x, &dy))
             })
         };
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
         let (clean, dirty) = (run(false), run(true));
-        assert_eq!(bits(&dirty.0), bits(&clean.0), "{g:?}: forward");
-        assert_eq!(bits(&dirty.1), bits(&clean.1), "{g:?}: input gradient");
-        assert_eq!(bits(&dirty.2), bits(&clean.2), "{g:?}: weight gradient");
+        assert_same_bits(&g, &dirty, &clean);
         assert!(clean.0.iter().chain(&clean.1).chain(&clean.2).all(|v| v.is_finite()), "{g:?}");
     }
 }
@@ -159,18 +170,18 @@ fn forward_and_gradients_agree_with_the_definition() {
         geo(2, 1, [1, 12, 15], 4, [1, 7, 7], [1, 2, 2], [0, 3, 3]),
         geo(1, 2, [2, 7, 9], 3, [1, 3, 3], [1, 2, 2], [0, 0, 0]),
     ];
+    // im2col + gemm, and the direct kernels on every geometry they cover (whether or not they pay on it).
     let paths = |g: &Geometry| {
-        let direct = direct::form(g).is_some() && direct::available();
-        if direct { vec![false, true] } else { vec![false] }
+        let direct = direct::form(g).filter(|_| crate::cpu::has_avx2_fma());
+        std::iter::once(None).chain(direct.map(Some))
     };
-    let runs = cases.into_iter().enumerate().flat_map(|(seed, g)| paths(&g).into_iter().map(move |d| (seed, g, d)));
-    for (seed, g, direct) in runs {
+    let runs = cases.into_iter().enumerate().flat_map(|(seed, g)| paths(&g).map(move |d| (seed, g, d)));
+    for (seed, g, form) in runs {
         let (n, o) = (g.n, g.o);
-        let x = values(n * g.input_len(), seed as u64 * 3 + 1);
-        let w = values(o * g.k(), seed as u64 * 3 + 2);
-        let dy = values(n * g.output_len(), seed as u64 * 3 + 3);
+        let direct = form.is_some();
+        let (x, w, dy) = inputs(&g, seed as u64 * 3 + 1);
         let want = naive(&g, &x, &w);
-        let got = forward_with(&g, &x, &w, direct);
+        let got = forward_with(&g, &x, &w, form);
         let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let err = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
         assert!(err <= 1e-5 * scale.max(1.0), "{g:?} (direct {direct}): forward error {err}");
@@ -178,8 +189,8 @@ fn forward_and_gradients_agree_with_the_definition() {
         let lhs = dot(&dy, &want);
         let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
         let size = dot(&abs(&dy), &naive(&g, &abs(&x), &abs(&w)));
-        let dx = input_grad_with(&g, &dy, &w, direct);
-        let dw = weight_grad_with(&g, &x, &dy, direct);
+        let dx = input_grad_with(&g, &dy, &w, form);
+        let dw = weight_grad_with(&g, &x, &dy, form);
         let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
         let (via_x, via_w) = (dot(&dx, &to64(&x)), dot(&dw, &to64(&w)));
         // One term of the sum is at least 1/(N*O*P*K) of `size`; float32 rounding is far below that.
@@ -190,7 +201,7 @@ fn forward_and_gradients_agree_with_the_definition() {
     }
 }
 
-/// Which convolutions the direct kernels take (`direct::pays` on `direct::form`): the CPU preset's spatial, temporal
+/// Which convolutions the direct kernels take (`direct::pays` on `direct::form`; `direct::chosen` adds the CPU check): the CPU preset's spatial, temporal
 /// and stem convolutions; not the small planes, nor the paper's widths, whose working set exceeds the cache budget.
 #[test]
 fn the_direct_kernels_take_the_geometries_they_were_measured_faster_on() {
@@ -224,7 +235,6 @@ fn the_direct_kernels_take_the_geometries_they_were_measured_faster_on() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let geo = |n, c, input, o, kernel, stride, padding| Geometry { n, c, input, o, kernel, stride, padding };
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
     for g in [
         geo(1, 8, [2, 16, 16], 18, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
         geo(2, 8, [2, 16, 16], 18, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
@@ -232,16 +242,11 @@ fn results_do_not_depend_on_the_thread_count() {
         geo(1, 6, [4, 8, 8], 8, [3, 1, 1], [1, 1, 1], [1, 0, 0]),
         geo(2, 16, [1, 4, 4], 20, [1, 3, 3], [1, 1, 1], [0, 1, 1]),
     ] {
-        let x = values(g.n * g.input_len(), 31);
-        let w = values(g.o * g.k(), 32);
-        let dy = values(g.n * g.output_len(), 33);
+        let (x, w, dy) = inputs(&g, 31);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
             pool.install(|| (forward(&g, &x, &w), input_grad(&g, &dy, &w), weight_grad(&g, &x, &dy)))
         };
-        let (one, three) = (run(1), run(3));
-        assert_eq!(bits(&one.0), bits(&three.0), "{g:?}: forward");
-        assert_eq!(bits(&one.1), bits(&three.1), "{g:?}: input gradient");
-        assert_eq!(bits(&one.2), bits(&three.2), "{g:?}: weight gradient");
+        assert_same_bits(&g, &run(1), &run(3));
     }
 }
